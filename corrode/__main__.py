@@ -1,0 +1,3 @@
+from corrode.cli import main
+
+main()

@@ -1,0 +1,13 @@
+"""The `corrode` command line: one module per command, all registered on one Typer app."""
+
+from __future__ import annotations
+
+# Each import registers its command(s) on `app`; the order here is the order in --help.
+from corrode.cli.app import app
+
+
+def main() -> None:
+    app(prog_name="corrode")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,134 @@
+"""The Typer app, its global options, the shared Rich consoles and error -> exit-code mapping.
+
+Exit codes: 0 ok, 1 some inputs failed (or the work itself failed), 2 usage error,
+130 interrupted. Messages and progress go to stderr; results go to stdout.
+Heavy libraries (torch, cv2) are imported inside command bodies so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from corrode import __version__
+from corrode.errors import CorrodeError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Rich resolves sys.stderr / sys.stdout at write time, so CliRunner captures both.
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Settings:
+    quiet: bool = False
+    debug: bool = False
+
+
+settings = Settings()
+
+
+def _debug_enabled() -> bool:
+    return settings.debug or os.environ.get("CORRODE_DEBUG", "") not in ("", "0")
+
+
+class CorrodeGroup(TyperGroup):
+    """Turns library errors into one line and an exit code; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CorrodeError as exc:
+            if _debug_enabled():
+                console.print_exception()
+            console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    name="corrode",
+    cls=CorrodeGroup,
+    help="Show what a car will look like when it corrodes: none, mild, moderate or severe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"corrode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also CORRODE_DEBUG=1).")] = False,
+) -> None:
+    settings.quiet = quiet
+    settings.debug = debug
+
+
+def note(message: str) -> None:
+    """A human-readable line on stderr, unless --quiet."""
+    if not settings.quiet:
+        console.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def fail_line(message: str) -> None:
+    """One line for one failed input in a batch (always shown, even with --quiet)."""
+    console.print(f"[red]error:[/] {message}", highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    """One JSON object on one stdout line (for --json)."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress_enabled() -> bool:
+    return not settings.quiet and console.is_terminal
+
+
+def make_progress(*, transient: bool = False):  # -> rich.progress.Progress
+    """A Rich progress bar on stderr, disabled when stderr is not a TTY or with --quiet."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress_enabled(),
+        transient=transient,
+    )

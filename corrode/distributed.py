@@ -1,0 +1,79 @@
+"""torchrun / DistributedDataParallel plumbing shared by the trainings and batch rendering.
+
+Run any training as `torchrun --nproc-per-node N -m corrode train-gan ...`: each rank reads
+RANK / WORLD_SIZE / LOCAL_RANK from the environment torchrun sets. NCCL on CUDA, gloo elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+from corrode.device import choose_device
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def setup(device_name: str = "auto") -> DistContext:
+    """Initialise the process group when launched by torchrun; a single-process context otherwise."""
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
+        return DistContext(0, 1, 0, choose_device(device_name))
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    device = choose_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank, world, local_rank, device)
+
+
+def teardown(context: DistContext) -> None:
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(context: DistContext) -> None:
+    if context.enabled:
+        dist.barrier()
+
+
+def shard(items: Sequence[T], context: DistContext) -> list[T]:
+    """This rank's share of `items`, by index (rank, rank + world, ...): no item twice."""
+    return list(items[context.rank :: context.world_size])
+
+
+def all_reduce_mean(value: torch.Tensor, context: DistContext) -> torch.Tensor:
+    """Mean of `value` over ranks (for logging metrics measured on each rank's share)."""
+    if not context.enabled:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / context.world_size

@@ -1,0 +1,74 @@
+"""Run folders: `runs/<name>/` with config.json, weights, state for resume, metrics.csv, figures."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+BEST_WEIGHTS = "best.safetensors"
+STATE = "state.pt"
+METRICS = "metrics.csv"
+
+
+class MetricsLog:
+    """Append-only CSV of metric rows; each row is flushed and fsynced, so a kill loses no row.
+
+    Columns are fixed by the first row (or an existing file's header); later rows may omit some.
+    On resume, `truncate_after(step)` drops rows logged after the checkpoint being resumed.
+    """
+
+    def __init__(self, path: str | Path, columns: Iterable[str] | None = None) -> None:
+        self.path = Path(path)
+        self.columns: list[str] | None = list(columns) if columns is not None else None
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle), None)
+            if header:
+                self.columns = header
+
+    def append(self, row: Mapping[str, object]) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        if self.columns is None:
+            self.columns = list(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: _format(v) for k, v in row.items()})
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def rows(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def truncate_after(self, key: str, last: float) -> None:
+        """Keep only rows whose `key` column is <= `last` (rows a resumed run will log again)."""
+        rows = [r for r in self.rows() if r.get(key) not in (None, "") and float(r[key]) <= last]
+        from corrode.images import atomic_write_text
+
+        if self.columns is None:
+            return
+        lines = [",".join(self.columns)]
+        for row in rows:
+            lines.append(",".join(_csv_cell(row.get(c, "")) for c in self.columns))
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+
+def _format(value: object) -> object:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if hasattr(value, "item"):
+        return f"{value.item():.6g}"  # type: ignore[union-attr]
+    return value
+
+
+def _csv_cell(value: str) -> str:
+    return f'"{value}"' if ("," in value or '"' in value) else value
