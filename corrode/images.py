@@ -113,7 +113,8 @@ def read_image(
     image = _open(path, max_pixels)
     with image:
         loaded = _load(image, path)
-        return np.ascontiguousarray(_to_rgb(loaded, background))
+        # A writable copy: PIL's buffers are read-only, and callers (and torch) write in place.
+        return np.array(_to_rgb(loaded, background), order="C")
 
 
 def read_mask(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -146,8 +147,8 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     import torch
 
     if array.ndim == 2:
-        return torch.from_numpy(np.ascontiguousarray(array)).float()[None]
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(np.array(array, dtype=np.float32))[None]
+    return torch.from_numpy(np.array(array, order="C")).permute(2, 0, 1).float().div_(255.0)
 
 
 def to_array(tensor: torch.Tensor) -> np.ndarray:
