@@ -169,4 +169,3 @@ def test_mask_probabilities_chains_both_steps() -> None:
     result, threshold = mask_probabilities(probabilities)
     assert SANE_THRESHOLDS[0] <= threshold <= SANE_THRESHOLDS[1]
     assert np.array_equal(result.mask, _car()) and result.holes_filled == 1
-
