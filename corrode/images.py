@@ -159,6 +159,16 @@ def to_array(tensor: torch.Tensor) -> np.ndarray:
     return values.permute(1, 2, 0).numpy()
 
 
+def _file_mode() -> int:
+    # mkstemp creates 0600 files; a finished output gets the mode open() would give it.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
@@ -171,6 +181,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, _FILE_MODE)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
