@@ -1,0 +1,1 @@
+"""`corrode label`: a keyboard labeler in the browser for several annotators, with agreement statistics."""
