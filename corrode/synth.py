@@ -1,0 +1,318 @@
+"""`corrode synth`: a procedural data set of car photos, so every command runs with no download.
+
+Layout written under `out`:
+- `carvana/train/<car id>_<view:02d>.jpg` + `carvana/train_masks/<same>_mask.gif`: clean cars in a studio,
+  several views per car (Carvana's layout);
+- `levels/<level>/<stem>.png` + `levels_masks/<level>/<stem>.png`: cars at the four corrosion levels on
+  varied backgrounds, filed under their *given* label (after label noise);
+- `manifest.csv` (the truth for every image), `config.json`, `preview.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corrode import levels
+from corrode.config import require, save_config
+from corrode.errors import UsageError
+from corrode.images import atomic_write_text, write_image, write_mask
+
+MANIFEST = "manifest.csv"
+PREVIEW = "preview.png"
+CONFIG = "config.json"
+MANIFEST_COLUMNS = (
+    "file",
+    "mask",
+    "set",
+    "true_level",
+    "label",
+    "rust_fraction",
+    "car_id",
+    "body",
+    "colour",
+    "view",
+    "background",
+)
+# Everything `synth` writes; --overwrite removes exactly these, never anything else in OUT.
+OUTPUTS = ("carvana", "levels", "levels_masks", MANIFEST, PREVIEW, CONFIG)
+# Carvana photographs each car from 16 angles around it; ours are symmetric, so the default 8 views are
+# one side's angles plus their mirror images. These are (view name, yaw in degrees, mirrored), in order.
+CARVANA_VIEWS: tuple[tuple[str, float, bool], ...] = (
+    ("side", 0.0, False),
+    ("front-quarter", 30.0, False),
+    ("rear-quarter", -30.0, False),
+    ("front-quarter", 45.0, False),
+    ("side", 0.0, True),
+    ("front-quarter", 30.0, True),
+    ("rear-quarter", -30.0, True),
+    ("rear-quarter", -45.0, True),
+    ("front-quarter", 15.0, False),
+    ("rear-quarter", -15.0, False),
+    ("front-quarter", 15.0, True),
+    ("rear-quarter", -15.0, True),
+    ("front-quarter", 40.0, True),
+    ("rear-quarter", -40.0, True),
+    ("front-quarter", 22.0, False),
+    ("rear-quarter", -22.0, True),
+)
+PREVIEW_PER_LEVEL = 8
+# Seed streams: each image's generator is derived from (seed, stream, index) so that it does not depend
+# on how many other images are drawn or in which process.
+_LEVEL_STREAM, _CARVANA_STREAM, _NOISE_STREAM, _ORDER_STREAM = 1, 2, 3, 4
+# Below this many images a process pool costs more than it saves.
+_POOL_MINIMUM = 48
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    out: Path
+    none: int = 300
+    mild: int = 65
+    moderate: int = 97
+    severe: int = 73
+    # 20 cars x 8 views = 160 pairs: enough variety to train the demo segmenter, a few seconds to draw.
+    carvana_cars: int = 20
+    carvana_views: int = 8
+    size: int = 256
+    label_noise: float = 0.0
+    seed: int = 0
+    workers: int = 2
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        for name in (*levels.NAMES, "carvana_cars"):
+            require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        require(
+            1 <= self.carvana_views <= len(CARVANA_VIEWS),
+            f"carvana_views must be 1..{len(CARVANA_VIEWS)}, got {self.carvana_views}",
+        )
+        require(32 <= self.size <= 2048, f"size must be 32..2048 pixels, got {self.size}")
+        require(
+            0.0 <= self.label_noise <= 1.0, f"label_noise must be a fraction 0..1, got {self.label_noise}"
+        )
+        require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in levels.NAMES}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + self.carvana_cars * self.carvana_views
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    set: str  # "carvana" or "levels"
+    stem: str
+    true_level: str
+    label: str
+    seed: tuple[int, ...]
+    car_seed: int | None = None
+    car_id: str = ""
+    view: str | None = None
+    yaw: float | None = None
+    flip: bool | None = None
+    keep_image: bool = False
+
+
+def assign_labels(true_levels: list[str], noise: float, seed: int) -> list[str]:
+    """Given labels: `round(noise * n)` images, chosen at random, moved to a neighbouring level."""
+    rng = np.random.default_rng([seed, _NOISE_STREAM])
+    labels = list(true_levels)
+    moved = int(round(noise * len(labels)))
+    for i in rng.permutation(len(labels))[:moved]:
+        index = levels.get(labels[i]).index
+        neighbours = [j for j in (index - 1, index + 1) if 0 <= j < len(levels.LEVELS)]
+        labels[i] = levels.by_index(int(rng.choice(neighbours))).name
+    return labels
+
+
+def _jobs(cfg: SynthConfig) -> list[_Job]:
+    jobs: list[_Job] = []
+    order = np.random.default_rng([cfg.seed, _ORDER_STREAM])
+    # Shuffled so that a file's number says nothing about its level.
+    true_levels = [name for name, count in cfg.counts.items() for _ in range(count)]
+    true_levels = [true_levels[i] for i in order.permutation(len(true_levels))]
+    labels = assign_labels(true_levels, cfg.label_noise, cfg.seed)
+    previewed = dict.fromkeys(levels.NAMES, 0)
+    for i, (true_level, label) in enumerate(zip(true_levels, labels, strict=True)):
+        keep = previewed[true_level] < PREVIEW_PER_LEVEL
+        previewed[true_level] += keep
+        jobs.append(
+            _Job(
+                len(jobs),
+                "levels",
+                f"synth_{i:05d}",
+                true_level,
+                label,
+                (cfg.seed, _LEVEL_STREAM, i),
+                car_id=f"L{i:05d}",
+                keep_image=keep,
+            )
+        )
+    for car in range(cfg.carvana_cars):
+        car_seed = int(np.random.default_rng([cfg.seed, _CARVANA_STREAM, car]).integers(2**62))
+        car_id = f"{car_seed & 0xFFFFFFFFFFFF:012x}"
+        for view in range(cfg.carvana_views):
+            name, yaw, flip = CARVANA_VIEWS[view]
+            jobs.append(
+                _Job(
+                    len(jobs),
+                    "carvana",
+                    f"{car_id}_{view + 1:02d}",
+                    levels.CLEAN.name,
+                    levels.CLEAN.name,
+                    (cfg.seed, _CARVANA_STREAM, car, view),
+                    car_seed,
+                    car_id,
+                    name,
+                    yaw,
+                    flip,
+                    keep_image=car < PREVIEW_PER_LEVEL and view == 1,
+                )
+            )
+    return jobs
+
+
+def _paths(job: _Job) -> tuple[str, str]:
+    if job.set == "carvana":
+        return f"carvana/train/{job.stem}.jpg", f"carvana/train_masks/{job.stem}_mask.gif"
+    return f"levels/{job.label}/{job.stem}.png", f"levels_masks/{job.label}/{job.stem}.png"
+
+
+def _draw_and_write(job: _Job, out: Path, size: int) -> tuple[dict[str, str], np.ndarray | None]:
+    from corrode.synthdata import STUDIO, draw_scene
+
+    rng = np.random.default_rng(list(job.seed))
+    background = STUDIO if job.set == "carvana" else None
+    scene = draw_scene(
+        rng,
+        size,
+        job.true_level,
+        view=job.view,
+        yaw=job.yaw,
+        flip=job.flip,
+        background=background,
+        car_seed=job.car_seed,
+    )
+    file, mask = _paths(job)
+    write_image(out / file, scene.image, quality=95)
+    write_mask(out / mask, scene.mask)
+    row = {
+        "file": file,
+        "mask": mask,
+        "set": job.set,
+        "true_level": job.true_level,
+        "label": job.label,
+        "rust_fraction": f"{scene.rust_fraction:.4f}",
+        "car_id": job.car_id,
+        "body": scene.body,
+        "colour": scene.colour,
+        "view": scene.view,
+        "background": scene.background_kind,
+    }
+    return row, (scene.image if job.keep_image else None)
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would only fight over the cores
+
+
+def _run_job(args: tuple[_Job, Path, int]) -> tuple[dict[str, str], np.ndarray | None]:
+    return _draw_and_write(*args)
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(f"{out}: folder is not empty (use --overwrite to replace a previous synth set)")
+        for name in OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Draw and write the whole set under `cfg.out`; `progress(done, total)` after each image."""
+    out = Path(cfg.out)
+    _prepare(out, cfg.overwrite)
+    jobs = _jobs(cfg)
+    rows: list[dict[str, str]] = []
+    kept: dict[int, np.ndarray] = {}
+    total = len(jobs)
+    arguments = [(job, out, cfg.size) for job in jobs]
+    if cfg.workers <= 1 or total < _POOL_MINIMUM:
+        results = map(_run_job, arguments)
+        pool = None
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(
+            cfg.workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_worker_init
+        )
+        results = pool.map(_run_job, arguments, chunksize=8)
+    try:
+        for done, (job, (row, image)) in enumerate(zip(jobs, results, strict=True), start=1):
+            rows.append(row)
+            if image is not None:
+                kept[job.index] = image
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    _write_manifest(out / MANIFEST, rows)
+    save_config(cfg, out / CONFIG)
+    if kept:
+        _write_preview(out / PREVIEW, jobs, kept)
+    return out
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _write_preview(path: Path, jobs: list[_Job], kept: dict[int, np.ndarray]) -> None:
+    from corrode.grids import write_contact_sheet
+
+    rows, labels = [], []
+    for name in levels.NAMES:
+        images = [
+            kept[j.index] for j in jobs if j.set == "levels" and j.true_level == name and j.index in kept
+        ]
+        if images:
+            rows.append(images)
+            labels.append(name)
+    carvana = [kept[j.index] for j in jobs if j.set == "carvana" and j.index in kept]
+    if carvana:
+        rows.append(carvana)
+        labels.append("carvana")
+    write_contact_sheet(path, rows, row_labels=labels)
+
+
+def read_manifest(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a synth `manifest.csv` as dicts keyed by MANIFEST_COLUMNS."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
