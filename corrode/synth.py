@@ -67,7 +67,7 @@ PREVIEW_PER_LEVEL = 8
 # on how many other images are drawn or in which process.
 _LEVEL_STREAM, _CARVANA_STREAM, _NOISE_STREAM, _ORDER_STREAM = 1, 2, 3, 4
 # Below this many images a process pool costs more than it saves.
-_POOL_MINIMUM = 48
+_POOL_MINIMUM = 120
 
 
 @dataclass(frozen=True)
