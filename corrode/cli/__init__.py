@@ -5,6 +5,7 @@ from __future__ import annotations
 # Each import registers its command(s) on `app`; the order here is the order in --help.
 import corrode.cli.render  # noqa: F401
 import corrode.cli.label  # noqa: F401
+import corrode.cli.synth  # noqa: F401
 from corrode.cli.app import app
 
 
