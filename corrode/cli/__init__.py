@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 # Each import registers its command(s) on `app`; the order here is the order in --help.
+import corrode.cli.augment  # noqa: F401
+import corrode.cli.optimize_masks  # noqa: F401
 import corrode.cli.render  # noqa: F401
 import corrode.cli.label  # noqa: F401
 import corrode.cli.synth  # noqa: F401
