@@ -112,3 +112,14 @@ def test_missing_source_is_reported_and_rest_exported(tmp_path):
     result = export(ExportConfig(db=db_path, out=tmp_path / "levels"))
     assert len(result.failed) == 1 and "car_1.png: no such file" in result.failed[0]
     assert result.exported["mild"] == 2
+
+
+def test_stale_cleanup_touches_only_level_folders(tmp_path):
+    db_path, paths, _ = _database(tmp_path)
+    out = tmp_path / "levels"
+    out.mkdir()
+    keep = _photo(tmp_path / "keep.png", 1)
+    (out / "notes.png").write_bytes(b"mine")
+    (out / "labels.csv").write_text(f"file,level\n{keep},mild\n../keep.png,mild\nnotes.png,none\n")
+    export(ExportConfig(db=db_path, out=out))
+    assert keep.exists() and (out / "notes.png").exists()

@@ -24,7 +24,8 @@ from corrode.errors import CorrodeError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Rich resolves sys.stderr / sys.stdout at write time, so CliRunner captures both.
-console = Console(stderr=True, highlight=False)
+# soft_wrap: one message stays one line when stderr is a pipe or a file (Rich would cut it at 80 columns).
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 
 

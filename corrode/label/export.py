@@ -119,14 +119,8 @@ def export(config: ExportConfig) -> ExportResult:
         used.add(relative)
         planned.append((image.path, relative, resolution, resolution.level))
 
-    root = out.resolve()
-    for stale in _previous_files(out):
-        relative = stale.relative_to(out).as_posix()
-        # Only files this export wrote: directly inside a level folder of OUT.
-        inside = stale.resolve().parent.parent == root and stale.parent.name in levels.NAMES
-        if inside and relative not in used and stale.is_file():
-            stale.unlink()
-
+    previous = _previous_files(out)
+    written: set[str] = set()
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(CSV_COLUMNS)
@@ -142,7 +136,25 @@ def export(config: ExportConfig) -> ExportResult:
             failed.append(str(exc))
             continue
         exported[level] += 1
+        written.add(relative)
         writer.writerow((relative, level, " ".join(resolution.votes), resolution.spread, str(source)))
+    root = out.resolve()
+    for stale in previous:
+        # Only files an export writes: directly inside a level folder of OUT, whatever the old CSV says.
+        try:
+            relative = stale.resolve().relative_to(root).as_posix()
+        except ValueError:
+            continue
+        folder, _, name = relative.partition("/")
+        if (
+            folder in levels.NAMES
+            and name
+            and "/" not in name
+            and relative not in written
+            and stale.is_file()
+        ):
+            stale.unlink()
+
     csv_path = out / CSV_NAME
     atomic_write_text(csv_path, rows.getvalue())
     return ExportResult(exported, left_out, failed, csv_path)
