@@ -1,0 +1,166 @@
+"""corrode.metrics on known inputs: classification scores, colour differences, FID/KID, rust tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from corrode import metrics
+
+TRUE = [0, 0, 0, 1, 1, 2, 3, 3]
+PREDICTED = [0, 0, 1, 1, 2, 2, 3, 0]
+
+
+def test_confusion_matrix_by_hand():
+    expected = np.array(
+        [
+            [2, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 1, 0],
+            [1, 0, 0, 1],
+        ]
+    )
+    matrix = metrics.confusion_matrix(TRUE, PREDICTED, 4)
+    np.testing.assert_array_equal(matrix, expected)
+    assert metrics.accuracy(matrix) == pytest.approx(5 / 8)
+
+
+def test_macro_f1_known_answer_and_sklearn_agrees():
+    matrix = metrics.confusion_matrix(TRUE, PREDICTED, 4)
+    # Per class: none 2*2/(3+3)=2/3, mild 2*1/(2+2)=1/2, moderate 2*1/(1+2)=2/3, severe 2*1/(2+1)=2/3.
+    assert metrics.macro_f1(matrix) == pytest.approx((2 / 3 + 1 / 2 + 2 / 3 + 2 / 3) / 4)
+    from sklearn.metrics import f1_score
+
+    assert metrics.macro_f1(matrix) == pytest.approx(f1_score(TRUE, PREDICTED, average="macro"))
+
+
+def test_recall_and_mae():
+    matrix = metrics.confusion_matrix(TRUE, PREDICTED, 4)
+    np.testing.assert_allclose(metrics.recall_per_class(matrix), [2 / 3, 1 / 2, 1.0, 1 / 2])
+    # |errors| = 0,0,1,0,1,0,0,3 -> 5/8
+    assert metrics.mean_absolute_error(TRUE, PREDICTED) == pytest.approx(5 / 8)
+
+
+def test_absent_class_is_nan_not_zero():
+    matrix = metrics.confusion_matrix([0, 0, 1], [0, 0, 1], 4)
+    recall = metrics.recall_per_class(matrix)
+    assert recall[0] == 1.0 and math.isnan(recall[2]) and math.isnan(recall[3])
+    assert metrics.macro_f1(matrix) == pytest.approx(1.0)  # only the levels that occur count
+
+
+def test_classification_report_is_json_ready():
+    import json
+
+    report = metrics.classification_report([0, 1], [0, 0], ("none", "mild", "moderate", "severe"))
+    text = json.dumps(report)
+    assert report["recall"]["moderate"] is None and '"confusion"' in text
+
+
+@pytest.mark.parametrize(
+    ("true", "predicted", "classes"),
+    [([0, 1], [0], 4), ([0, 4], [0, 1], 4), ([-1], [0], 4)],
+)
+def test_bad_labels_raise(true, predicted, classes):
+    with pytest.raises(ValueError):
+        metrics.confusion_matrix(true, predicted, classes)
+
+
+def test_delta_e_identical_is_zero_and_black_white_is_100():
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 16, 3))
+    assert metrics.mean_delta_e(image, image) == 0.0
+    black, white = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
+    assert metrics.mean_delta_e(black, white) == pytest.approx(100.0, abs=1e-3)
+
+
+def test_delta_e_only_over_the_mask():
+    first = np.zeros((4, 4, 3))
+    second = first.copy()
+    second[0, 0] = 1.0
+    mask = np.zeros((4, 4), bool)
+    mask[2:, 2:] = True
+    assert metrics.mean_delta_e(first, second, mask) == 0.0
+    assert math.isnan(metrics.mean_delta_e(first, second, np.zeros((4, 4), bool)))
+    with pytest.raises(ValueError):
+        metrics.mean_delta_e(first, second, np.ones((3, 3), bool))
+
+
+def test_psnr_and_l1_known_answers():
+    first = np.full((8, 8, 3), 0.5)
+    second = first + 0.1
+    assert metrics.psnr(first, second) == pytest.approx(20.0)
+    assert metrics.psnr(first, first) == math.inf
+    assert metrics.mean_l1(first, second) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        metrics.psnr(first, second[:4])
+
+
+def test_changed_pixels_counts_pixels_not_channels():
+    first = np.zeros((5, 5, 3), np.uint8)
+    second = first.copy()
+    second[1, 1] = (1, 1, 1)
+    second[3, 3, 0] = 9
+    assert metrics.changed_pixels(first, second) == 2
+    outside = np.ones((5, 5), bool)
+    outside[1, 1] = False
+    assert metrics.changed_pixels(first, second, outside) == 1
+
+
+def _swatch(rgb: tuple[int, int, int], size: int = 4) -> np.ndarray:
+    return np.broadcast_to(np.asarray(rgb, float) / 255.0, (size, size, 3)).copy()
+
+
+def test_rust_colour_test():
+    assert metrics.rust_colour(_swatch((178, 88, 36))).all()  # orange rust
+    assert metrics.rust_colour(_swatch((72, 38, 22))).all()  # dark rust
+    assert not metrics.rust_colour(_swatch((30, 80, 200))).any()  # blue paint
+    assert not metrics.rust_colour(_swatch((128, 128, 128))).any()  # grey, no saturation
+    assert not metrics.rust_colour(_swatch((5, 2, 1))).any()  # near black
+
+
+def test_rust_needs_a_change_when_the_input_is_given():
+    red_car = _swatch((180, 40, 30))
+    assert metrics.rust_colour(red_car).all()
+    assert not metrics.rust_pixels(red_car, reference=red_car).any()  # its own paint is not rust
+    blue_car = _swatch((30, 80, 200), 8)
+    rusty = blue_car.copy()
+    rusty[:4] = np.asarray((178, 88, 36)) / 255.0
+    car = np.ones((8, 8), bool)
+    assert metrics.rust_coverage(rusty, car, reference=blue_car) == pytest.approx(0.5)
+    # Only the paint the generator should have kept counts: untouched paint, shift 0.
+    assert metrics.colour_shift(blue_car, rusty, car) == pytest.approx(0.0)
+    greyed = np.full_like(blue_car, 0.45)  # the paper: bright blue turned into a common grey
+    assert metrics.colour_shift(blue_car, greyed, car) > 10
+    assert math.isnan(metrics.rust_coverage(rusty, np.zeros((8, 8), bool)))
+
+
+def _features():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    ).eval()
+    return metrics.feature_module(lambda images: network(images), 8)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(48, 3, 16, 16, generator=generator)
+    feature = _features()
+    same = metrics.frechet_distance(images, images.clone(), feature, batch_size=16)
+    assert abs(same) < 1e-3
+    shifted = metrics.frechet_distance(images, (images * 0.5).clamp(0, 1), feature)
+    assert shifted > 100 * max(abs(same), 1e-6)
+
+
+def test_kid_of_a_set_with_itself_is_about_zero():
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(24, 3, 16, 16, generator=generator)
+    feature = _features()
+    mean, _ = metrics.kernel_distance(images, images.clone(), feature, subsets=5, subset_size=10)
+    other, _ = metrics.kernel_distance(images, (images * 0.3).clamp(0, 1), feature, subsets=5, subset_size=10)
+    assert abs(mean) < 0.1 * other
+    with pytest.raises(ValueError):
+        metrics.kernel_distance(images[:1], images, feature)
