@@ -40,8 +40,17 @@ def synth_command(
     from corrode.synth import MANIFEST, PREVIEW, SynthConfig, read_manifest, synth
 
     config = SynthConfig(
-        out=out, none=none, mild=mild, moderate=moderate, severe=severe, carvana_cars=carvana_cars,
-        carvana_views=carvana_views, size=size, label_noise=label_noise, seed=seed, workers=workers,
+        out=out,
+        none=none,
+        mild=mild,
+        moderate=moderate,
+        severe=severe,
+        carvana_cars=carvana_cars,
+        carvana_views=carvana_views,
+        size=size,
+        label_noise=label_noise,
+        seed=seed,
+        workers=workers,
         overwrite=overwrite,
     )
     start = time.perf_counter()

@@ -43,15 +43,32 @@ def _sky(rng: np.random.Generator, size: int, horizon: int) -> np.ndarray:
 
 
 def _treeline(rng: np.random.Generator, image: np.ndarray, horizon: int, height: float) -> None:
-    """Trees and bushes along the horizon: an irregular top edge, dark mottled greens."""
+    """Trees and bushes along the horizon: rounded crowns of varied size, mottled dark greens."""
     size = image.shape[0]
-    profile = fractal_noise(rng, (1, size), scale=size / 5, octaves=4)[0]
-    tops = horizon - (0.3 + 0.7 * profile) * height
-    ys = np.arange(size)[:, None]
-    inside = (ys >= tops[None, :]) & (ys <= horizon + 2)
-    leaves = fractal_noise(rng, (size, size), scale=max(size / 40, 2), octaves=4)
-    base = np.array([rng.uniform(30, 60), rng.uniform(60, 95), rng.uniform(25, 45)])
-    colour = base * (0.55 + 0.9 * leaves[..., None])
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    ridge = fractal_noise(rng, (1, size), scale=max(size / 10, 2), octaves=3)
+    bushes = horizon - height * (0.12 + 0.3 * ridge)
+    inside = (ys <= horizon + 1) & (ys >= bushes)  # a band of low bushes with an uneven top
+    count = int(rng.integers(10, 26))
+    for x, radius, lift in zip(
+        rng.uniform(-0.1, 1.1, count) * size,
+        rng.uniform(0.05, 0.13, count) * size,
+        rng.uniform(0.2, 1.0, count) * height,
+        strict=True,
+    ):
+        y = horizon - lift + radius
+        squash = rng.uniform(0.8, 1.2)
+        inside |= ((xs - x) ** 2 + ((ys - y) * squash) ** 2 <= radius**2) & (ys <= horizon + 1)
+        # Crowns stand on the bushes: fill between a crown and the horizon under its middle part.
+        inside |= (np.abs(xs - x) <= radius * 0.55) & (ys >= y) & (ys <= horizon + 1)
+    edge = fractal_noise(rng, (size, size), scale=max(size / 60, 2), octaves=2)
+    inside &= ~((edge < 0.25) & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool))
+    tops = np.where(inside.any(axis=0), inside.argmax(axis=0), horizon).astype(np.float32)
+    leaves = fractal_noise(rng, (size, size), scale=max(size / 50, 2), octaves=4)
+    clumps = fractal_noise(rng, (size, size), scale=max(size / 12, 3), octaves=2)
+    base = np.array([rng.uniform(35, 65), rng.uniform(65, 100), rng.uniform(25, 45)])
+    depth = np.clip((ys - tops[None, :]) / max(height, 1.0), 0, 1)[..., None]  # darker lower in the foliage
+    colour = base * (0.5 + 0.7 * leaves[..., None]) * (0.75 + 0.5 * clumps[..., None]) * (1.1 - 0.45 * depth)
     image[inside] = colour[inside]
 
 

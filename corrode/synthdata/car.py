@@ -215,8 +215,9 @@ def draw_car(
             if material == GLASS:
                 ys = points[:, 1]
                 canvas.fill(points, _glass_fill(camera, ys.min(), ys.max(), rng.random()))
-            elif material == PLASTIC:
-                canvas.fill(points, np.array(PLASTIC_COLOUR) * _lambert(normal))
+            elif material == PLASTIC:  # bumpers: metal on older cars, so rust may reach them
+                k = _lambert(normal)
+                canvas.fill(points, np.array(PLASTIC_COLOUR) * k, paint=True, shade=k)
             elif material == BED:
                 canvas.fill(points, np.array(BED_COLOUR) * _lambert(normal))
             else:

@@ -86,10 +86,19 @@ class Canvas:
 
     def line(self, points: np.ndarray, colour: Colour, width: float, *, opacity: float = 1.0) -> None:
         """An antialiased polyline drawn only over the car (door gaps, trim)."""
-        layer = np.zeros((self.size, self.size), np.uint8)
-        shifted = np.round(np.asarray(points, np.float64) * (1 << SHIFT)).astype(np.int32)
+        points = np.asarray(points, np.float64)
+        pad = int(np.ceil(width)) + 2
+        x0 = max(int(np.floor(points[:, 0].min())) - pad, 0)
+        y0 = max(int(np.floor(points[:, 1].min())) - pad, 0)
+        x1 = min(int(np.ceil(points[:, 0].max())) + pad, self.size)
+        y1 = min(int(np.ceil(points[:, 1].max())) + pad, self.size)
+        if x1 <= x0 or y1 <= y0:
+            return
+        layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        shifted = np.round((points - (x0, y0)) * (1 << SHIFT)).astype(np.int32)
         cv2.polylines(layer, [shifted], False, 255, max(1, round(width)), lineType=cv2.LINE_AA, shift=SHIFT)
-        cover = layer.astype(np.float32) / 255.0 * opacity * self.alpha
-        a = cover[..., None]
-        self.colour *= 1 - a
-        self.colour += np.asarray(colour, np.float32) * self.alpha[..., None] * a
+        alpha = self.alpha[y0:y1, x0:x1]
+        a = (layer.astype(np.float32) / 255.0 * opacity * alpha)[..., None]
+        region = self.colour[y0:y1, x0:x1]
+        region *= 1 - a
+        region += np.asarray(colour, np.float32) * alpha[..., None] * a

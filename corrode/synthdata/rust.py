@@ -6,6 +6,8 @@ RUST_BANDS is the one place the coverage of each level is defined: the fraction 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -37,10 +39,20 @@ def target_fraction(rng: np.random.Generator, level: str) -> float:
     return float(rng.uniform(low + margin, high - margin)) if high > 0 else 0.0
 
 
+def _lower_part(line: np.ndarray, share: float = 0.3) -> np.ndarray:
+    """The bottom `share` of a vertical two-point line (pixels, y down); other lines unchanged."""
+    if len(line) != 2 or abs(line[1, 1] - line[0, 1]) < abs(line[1, 0] - line[0, 0]):
+        return line
+    bottom, top = (line[0], line[1]) if line[0, 1] > line[1, 1] else (line[1], line[0])
+    return np.array([bottom, bottom + (top - bottom) * share])
+
+
 def _seed_map(canvas: Canvas, geometry: CarGeometry, level: str) -> np.ndarray:
     seeds = np.zeros((canvas.size, canvas.size), np.uint8)
     width = max(2, int(geometry.pixels_per_metre * 0.05))
-    lines = [*geometry.arches, *geometry.doors]
+    # Door gaps seed rust only near their bottoms, where water collects.
+    doors = [_lower_part(door) for door in geometry.doors]
+    lines = [*geometry.arches, *doors]
     if geometry.sill is not None:
         lines.append(geometry.sill)
     for line in lines:
@@ -51,34 +63,51 @@ def _seed_map(canvas: Canvas, geometry: CarGeometry, level: str) -> np.ndarray:
 
 
 def grow_rust(
-    canvas: Canvas, geometry: CarGeometry, level: str, fraction: float, rng: np.random.Generator
+    canvas: Canvas,
+    geometry: CarGeometry,
+    level: str,
+    fraction: float,
+    rng: np.random.Generator,
+    measure: Callable[[np.ndarray], float] | None = None,
 ) -> np.ndarray:
-    """Choose the rust pixels (bool, canvas size): `fraction` of the car's pixels, on painted body only."""
+    """Choose the rust pixels (bool, canvas size): `fraction` of the car's pixels, on painted body only.
+
+    `measure(rust)` gives the fraction as it will be measured on the output; if given, the amount is
+    corrected (a few rounds at most) until that measurement is within a few percent of `fraction`.
+    """
     level = levels.get(level).name
     paint = (canvas.paint > 0.5) & (canvas.alpha > 0.5)
-    wanted = int(round(fraction * np.count_nonzero(canvas.alpha >= 0.5)))
+    car_pixels = np.count_nonzero(canvas.alpha >= 0.5)
     available = int(np.count_nonzero(paint))
-    if wanted <= 0 or available == 0:
+    if fraction <= 0 or available == 0:
         return np.zeros_like(paint)
+    ppm = max(geometry.pixels_per_metre, 1.0)
     seeds = _seed_map(canvas, geometry, level)
-    distance = cv2.distanceTransform(255 - seeds, cv2.DIST_L2, 3) / max(geometry.pixels_per_metre, 1.0)
-    ppm = geometry.pixels_per_metre
+    distance = cv2.distanceTransform(255 - seeds, cv2.DIST_L2, 3) / ppm
     noise = fractal_noise(rng, paint.shape, scale=max(ppm * 0.6, 4), octaves=5, persistence=0.6)
     priority = -distance + NOISE_WEIGHT[level] * noise
-    values = priority[paint]
-    # Keep a few percent for pitting ahead of the rust front.
-    core = min(int(wanted * 0.94), available)
-    threshold = np.partition(values, available - core)[available - core] if core > 0 else np.inf
-    rust = paint & (priority >= threshold)
-    ring = cv2.dilate(rust.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(2, int(ppm * 0.06)))
+    values = np.sort(priority[paint])[::-1]
     pits_noise = fractal_noise(rng, paint.shape, scale=2.0, octaves=2)
-    candidates = paint & ~rust & (ring > 0)
-    extra = wanted - int(np.count_nonzero(rust))
-    if extra > 0 and candidates.any():
-        scores = pits_noise[candidates]
-        keep = min(extra, scores.size)
-        cut = np.partition(scores, scores.size - keep)[scores.size - keep]
-        rust |= candidates & (pits_noise >= cut)
+    radius = max(2, int(ppm * 0.06))
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    wanted = fraction * car_pixels
+    rust = np.zeros_like(paint)
+    for _ in range(4):
+        # Most of it grows from the seeds; a few percent are pits just ahead of the rust front.
+        core = int(np.clip(round(wanted * 0.94), 1, available))
+        rust = paint & (priority >= values[core - 1])
+        ring = cv2.dilate(rust.astype(np.uint8), reach) > 0
+        candidates = paint & ~rust & ring
+        extra = int(round(wanted)) - core
+        if extra > 0 and candidates.any():
+            scores = np.sort(pits_noise[candidates])[::-1]
+            rust |= candidates & (pits_noise >= scores[min(extra, scores.size) - 1])
+        if measure is None:
+            break
+        measured = measure(rust)
+        if abs(measured - fraction) <= 0.04 * fraction or core >= available or measured <= 0:
+            break
+        wanted *= fraction / measured
     return rust
 
 
@@ -87,6 +116,11 @@ def paint_rust(canvas: Canvas, rust: np.ndarray, rng: np.random.Generator) -> No
     and a rim of blistered paint around each patch."""
     if not rust.any():
         return
+    # Work inside the rust's bounding box (plus the blister rim) only.
+    rows, cols = np.flatnonzero(rust.any(axis=1)), np.flatnonzero(rust.any(axis=0))
+    y0, y1 = max(rows[0] - 3, 0), min(rows[-1] + 4, rust.shape[0])
+    x0, x1 = max(cols[0] - 3, 0), min(cols[-1] + 4, rust.shape[1])
+    rust = rust[y0:y1, x0:x1]
     shape = rust.shape
     size = canvas.size
     fine = fractal_noise(rng, shape, scale=max(size / 80, 2), octaves=3)
@@ -97,11 +131,12 @@ def paint_rust(canvas: Canvas, rust: np.ndarray, rng: np.random.Generator) -> No
     deep = (coarse < 0.3) | (specks < 0.04)
     colour[deep] = DEEP_RUST * (0.8 + 0.4 * fine[deep, None])
     colour[specks > 0.97] = BRIGHT_RUST
-    light = (0.5 + 0.55 * canvas.shade)[..., None]
+    light = (0.5 + 0.55 * canvas.shade[y0:y1, x0:x1])[..., None]
     colour = np.clip(colour * light, 0, 255)
     # Blistered, lifting paint at the rust's edge: lighter and speckled with rust.
     rim = cv2.dilate(rust.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool) & ~rust
-    rim &= canvas.paint > 0.5
-    alpha = canvas.alpha[..., None]
-    canvas.colour[rim] = canvas.colour[rim] * 0.75 + (colour[rim] * 0.25 + 30) * alpha[rim]
-    canvas.colour[rust] = (colour * alpha)[rust]
+    rim &= canvas.paint[y0:y1, x0:x1] > 0.5
+    alpha = canvas.alpha[y0:y1, x0:x1, None]
+    region = canvas.colour[y0:y1, x0:x1]
+    region[rim] = region[rim] * 0.75 + (colour[rim] * 0.25 + 30) * alpha[rim]
+    region[rust] = (colour * alpha)[rust]

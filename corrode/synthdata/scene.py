@@ -167,18 +167,25 @@ def draw_scene(
 
     canvas = Canvas(big)
     geometry = paint_car(canvas, shape, camera, paint, identity)
+    # Down to output size: area averaging gives smooth edges; the mask is where the car covers >= half
+    # a pixel, and outside it the image is exactly the background.
+    alpha = cv2.resize(canvas.alpha, (size, size), interpolation=cv2.INTER_AREA)
+    mask = alpha >= 0.5
+    car_pixels = int(np.count_nonzero(mask))
+
+    def shrink_rust(rust_big: np.ndarray) -> np.ndarray:
+        small = cv2.resize(rust_big.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+        return (small >= 0.5) & mask
+
+    def measure(rust_big: np.ndarray) -> float:
+        return np.count_nonzero(shrink_rust(rust_big)) / max(car_pixels, 1)
+
     rust_big = np.zeros((big, big), bool)
     fraction = target_fraction(rng, level_name)
     if fraction > 0:
-        rust_big = grow_rust(canvas, geometry, level_name, fraction, rng)
+        rust_big = grow_rust(canvas, geometry, level_name, fraction, rng, measure)
         paint_rust(canvas, rust_big, rng)
-
-    # Down to output size: area averaging gives smooth edges; the mask is where the car covers >= half
-    # a pixel, and outside it the image is exactly the background.
     colour_small = cv2.resize(canvas.colour, (size, size), interpolation=cv2.INTER_AREA)
-    alpha = cv2.resize(canvas.alpha, (size, size), interpolation=cv2.INTER_AREA)
-    rust_small = cv2.resize(rust_big.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    mask = alpha >= 0.5
 
     roof_y = camera.project(np.array([[0.0, height, 0.0]]))[0][1] / 2
     ground_y = geometry.footprint[:, 1].max() / 2
@@ -189,8 +196,7 @@ def draw_scene(
     background_image = np.clip(np.round(scene), 0, 255).astype(np.uint8)
     composite = scene * (1 - alpha[..., None]) + colour_small
     image = np.where(mask[..., None], np.clip(np.round(composite), 0, 255).astype(np.uint8), background_image)
-    rust = (rust_small >= 0.5) & mask
-    car_pixels = int(np.count_nonzero(mask))
+    rust = shrink_rust(rust_big)
     rust_fraction = float(np.count_nonzero(rust) / car_pixels) if car_pixels else 0.0
     if flip:
         image, mask, background_image, rust = (
