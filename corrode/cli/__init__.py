@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # Each import registers its command(s) on `app`; the order here is the order in --help.
+import corrode.cli.scrape  # noqa: F401
 import corrode.cli.augment  # noqa: F401
 import corrode.cli.optimize_masks  # noqa: F401
 import corrode.cli.render  # noqa: F401
