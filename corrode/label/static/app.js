@@ -145,6 +145,19 @@ function flash(label) {
   li.classList.add("flash");
 }
 
+// The next image to label after `from`: unlabelled ones first (wrapping round), then skipped ones;
+// the end of the list ("all labelled") when none is left.
+function nextOpen(from) {
+  const n = state.items.length;
+  for (const wanted of [null, "skip"]) {
+    for (let step = 1; step < n; step++) {
+      const i = (from + step) % n;
+      if (state.items[i].label === wanted) return i;
+    }
+  }
+  return n;
+}
+
 function choose(label) {
   if (state.pos >= state.items.length) return;
   const item = state.items[state.pos];
@@ -152,7 +165,7 @@ function choose(label) {
   item.label = label;
   flash(label);
   enqueue("/api/label", { id: item.id, label }, null, () => { item.label = before; render(); });
-  state.pos += 1;
+  state.pos = nextOpen(state.pos);
   render();
 }
 
