@@ -115,6 +115,7 @@ class Site:
             b"<html><body><div>consent page</div></body></html>",
         )
         self.requests: list[str] = []
+        self.times: list[tuple[float, str]] = []
         del full
 
     def url(self, path: str) -> str:
@@ -193,6 +194,7 @@ def site():
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = urlsplit(self.path).path
             content.requests.append(path)
+            content.times.append((time.monotonic(), path))
             route = content.routes.get(path)
             try:
                 if route is None:
@@ -542,3 +544,32 @@ def test_config_validation() -> None:
     with pytest.raises(UsageError):
         ScrapeConfig(queries=("car",), engine="google", filters={"license": "any"})
     assert ScrapeConfig(queries=("car",), engine="flickr", filters={"license": "4"}).filters["license"] == "4"
+
+
+def test_idle_timeout_counts_from_the_last_arrival_and_hosts_get_their_delay(
+    site: Site, tmp_path: Path
+) -> None:
+    # Five images 0.4 s apart take 1.6 s: icrawler's max_idle_time of 1 s, counted from the
+    # start, would stop this healthy crawl after the second or third image.
+    out = tmp_path / "raw"
+    paths = [f"/many/{seed}.jpg" for seed in range(10, 15)]
+    summary = scrape(
+        config(out, url_list(tmp_path, site, paths), idle_timeout=1.0, host_delay=0.4, threads=3)
+    )
+    assert summary.new == 5
+    starts = sorted(moment for moment, path in site.times if path in paths)[-5:]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.3, gaps  # 0.4 s between request starts, minus connection jitter
+
+
+def test_quiet_by_default_verbose_shows_icrawler_log(site: Site, tmp_path: Path) -> None:
+    sources = url_list(tmp_path, site, ["/good.jpg"])
+    quiet = runner.invoke(
+        app, ["scrape", "--engine", "urls", "--from", str(sources), "--out", str(tmp_path / "a")]
+    )
+    assert quiet.exit_code == 0 and "downloader" not in quiet.output and "feeder" not in quiet.output
+    assert "list: 1 new" in " ".join(quiet.output.split())
+    loud = runner.invoke(
+        app, ["scrape", "--engine", "urls", "--from", str(sources), "--out", str(tmp_path / "b"), "--verbose"]
+    )
+    assert loud.exit_code == 0 and "downloader kept" in loud.output and "feeder" in loud.output
