@@ -1,0 +1,287 @@
+"""The level classifier: ordinal head, training on a tiny set, resume, inference API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from corrode import levels
+from corrode.cli import app
+from corrode.errors import ConfigError, UsageError
+from corrode.models.classifier import ClassifierConfig, LevelClassifier, level_probabilities, ordinal_loss
+from corrode.train_classifier import (
+    TrainClassifierConfig,
+    epoch_order,
+    level_weights,
+    split_by_level,
+    train_classifier,
+)
+
+RUST = (178, 88, 36)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test machine is shared: one thread per test process avoids oversubscribing the cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def draw_car(rng: np.random.Generator, level: int, size: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """A painted box on a grey background with rust speckle over level/4 of its pixels, and its mask."""
+    image = np.full((size, size, 3), 150, np.uint8)
+    mask = np.zeros((size, size), bool)
+    top, left = rng.integers(2, 8, 2)
+    mask[top : top + size - 12, left : left + size - 10] = True
+    image[mask] = rng.integers(40, 220, 3)
+    speckle = mask & (rng.random((size, size)) < level / 4)
+    image[speckle] = RUST
+    return image, mask
+
+
+def make_levels(root: Path, per_level: tuple[int, ...] = (6, 4, 4, 3), seed: int = 0) -> Path:
+    """DATA/levels/<level>/*.png + DATA/levels_masks/<level>/*.png (unbalanced, like real data)."""
+    rng = np.random.default_rng(seed)
+    for level, count in zip(levels.LEVELS, per_level, strict=True):
+        for folder in (root / "levels" / level.name, root / "levels_masks" / level.name):
+            folder.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            image, mask = draw_car(rng, level.index)
+            Image.fromarray(image).save(root / "levels" / level.name / f"car{index}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(
+                root / "levels_masks" / level.name / f"car{index}.png"
+            )
+    return root
+
+
+def tiny_config(data: Path, out: Path, **overrides) -> TrainClassifierConfig:
+    values = dict(
+        data=data,
+        out=out,
+        size=32,
+        width=0.25,
+        epochs=2,
+        batch_size=8,
+        encoder_weights="none",
+        device="cpu",
+        learning_rate=3e-3,
+        warmup_epochs=0.0,
+    )
+    values.update(overrides)
+    return TrainClassifierConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    torch.set_num_threads(1)
+    root = make_levels(tmp_path_factory.mktemp("data"))
+    (root / "levels" / "mild" / "broken.png").write_bytes(b"not a png")
+    lines: list[str] = []
+    run = train_classifier(tiny_config(root, root / "run"), log=lines.append)
+    return root, run, lines
+
+
+# --- the network ---------------------------------------------------------------------------------
+
+
+def test_ordinal_head_gives_probabilities():
+    torch.manual_seed(0)
+    model = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
+    logits = model(torch.rand(3, 3, 32, 32))
+    assert logits.shape == (3, 3)
+    probabilities = level_probabilities(logits)
+    assert probabilities.shape == (3, 4)
+    assert torch.all(probabilities >= 0)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(3))
+    thresholds = model.thresholds()
+    assert torch.all(thresholds[1:] < thresholds[:-1])
+    assert model.features(torch.rand(2, 3, 32, 32)).shape == (2, model.num_features)
+
+
+def test_ordinal_loss_prefers_near_misses():
+    # A confident "mild" costs less for a true "none" than a confident "severe" does.
+    near = torch.tensor([[-4.0, -8.0, -12.0]]) + torch.tensor([[8.0, 0.0, 0.0]])
+    far = torch.tensor([[8.0, 8.0, 8.0]])
+    target = torch.tensor([0])
+    assert ordinal_loss(near, target) < ordinal_loss(far, target)
+    smoothed = ordinal_loss(torch.tensor([[-20.0, -20.0, -20.0]]), target, label_smoothing=0.2)
+    assert smoothed > ordinal_loss(torch.tensor([[-20.0, -20.0, -20.0]]), target)
+    weighted = ordinal_loss(far.repeat(2, 1), torch.tensor([0, 3]), sample_weights=torch.tensor([0.0, 1.0]))
+    assert weighted < 0.01
+
+
+def test_bad_model_config():
+    with pytest.raises(ConfigError):
+        ClassifierConfig(size=40)
+    with pytest.raises(ConfigError):
+        TrainClassifierConfig(balance="oversample")
+
+
+# --- data plumbing -------------------------------------------------------------------------------
+
+
+def test_split_is_stratified_and_seeded():
+    labels = np.array([0] * 10 + [1] * 4 + [2] * 2 + [3] * 1)
+    train, validation = split_by_level(labels, 0.2, seed=3)
+    assert sorted(train + validation) == list(range(labels.size))
+    assert np.bincount(labels[validation], minlength=4).tolist() == [2, 1, 1, 0]
+    assert split_by_level(labels, 0.2, seed=3) == (train, validation)
+
+
+def test_balanced_sampler_draws_levels_equally():
+    from corrode.distributed import DistContext
+
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = level_weights(labels, 4)
+    assert weights[0] * 90 == pytest.approx(weights[1] * 10) and weights[2] == 0
+    single = DistContext(0, 1, 0, torch.device("cpu"))
+    draws = [
+        labels[i] for epoch in range(20) for i in epoch_order(range(100), labels, "sampler", 0, epoch, single)
+    ]
+    assert 0.4 < np.mean(draws) < 0.6
+    shares = [
+        epoch_order(range(100), labels, "none", 0, 0, DistContext(r, 3, r, torch.device("cpu")))
+        for r in (0, 1, 2)
+    ]
+    assert len({len(share) for share in shares}) == 1  # DDP needs equal counts per rank
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def test_training_writes_a_complete_run(trained):
+    root, run, lines = trained
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "best.safetensors",
+        "state.pt",
+        "metrics.csv",
+        "split.json",
+    ):
+        assert (run / name).is_file(), name
+    for name in ("curves.png", "confusion.png"):
+        assert Image.open(run / name).size[0] > 200
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for column in (
+        "accuracy",
+        "macro_f1",
+        "mae_levels",
+        "recall_none",
+        "recall_severe",
+        "confusion",
+        "val_loss",
+    ):
+        assert column in header
+    assert len(rows) == 3  # header + 2 epochs
+    assert any("broken.png" in line and "skipped" in line for line in lines)
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["validation"]) == 4 and not set(split["train"]) & set(split["validation"])
+
+
+def test_resume_continues_after_the_last_epoch(trained, tmp_path):
+    root, run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    lines: list[str] = []
+    train_classifier(tiny_config(root, copy, epochs=3, resume=copy), log=lines.append)
+    epochs = [row.split(",")[0] for row in (copy / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3"]
+    assert any("resuming" in line for line in lines)
+    with pytest.raises(UsageError):
+        train_classifier(tiny_config(root, copy, epochs=3, resume=copy))  # nothing left to do
+    with pytest.raises(ConfigError):
+        train_classifier(tiny_config(root, copy, epochs=4, width=0.5, resume=copy))
+    with pytest.raises(UsageError):
+        train_classifier(tiny_config(root, copy))  # a run is there and --resume was not given
+
+
+def test_training_without_data_folders(tmp_path):
+    from corrode.datasets import DatasetError
+
+    with pytest.raises(DatasetError):
+        train_classifier(tiny_config(tmp_path, tmp_path / "run"))
+
+
+# --- inference -----------------------------------------------------------------------------------
+
+
+def test_classifier_load_predict_and_features(trained):
+    from corrode.classify import Classifier
+
+    _, run, _ = trained
+    classifier = Classifier.load(run, device="cpu")
+    assert classifier.image_size == 32
+    batch = torch.rand(5, 3, 48, 48)  # any size: resized to the model's
+    probabilities = classifier.predict(batch, batch_size=2)
+    assert probabilities.shape == (5, 4)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(5))
+    arrays = [np.zeros((20, 30, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)]
+    assert classifier.predict(arrays).shape == (2, 4)
+    assert classifier.features(batch).shape == (5, classifier.num_features)
+
+
+def test_classifier_load_refuses_another_kind(tmp_path):
+    from corrode.checkpoint import CheckpointError, save_model
+    from corrode.classify import Classifier
+
+    path = save_model(tmp_path / "seg.safetensors", torch.nn.Linear(2, 2), kind="seg", config={})
+    with pytest.raises(CheckpointError, match="expected a 'classifier' model"):
+        Classifier.load(path, device="cpu")
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def test_classify_cli_lines_json_and_failures(trained, tmp_path):
+    root, run, _ = trained
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(root / "levels" / "severe" / "car0.png", photos / name)
+    (photos / "c.png").write_bytes(b"")
+    runner = CliRunner()
+    result = runner.invoke(app, ["classify", str(photos), "--model", str(run), "--device", "cpu"])
+    assert result.exit_code == 1
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2 and all(line.split("\t")[1] in levels.NAMES for line in lines)
+    assert "c.png" in result.stderr and "empty file" in result.stderr
+    result = runner.invoke(
+        app, ["classify", str(photos / "a.png"), "--model", str(run), "--json", "--device", "cpu"]
+    )
+    assert result.exit_code == 0
+    record = json.loads(result.stdout.strip())
+    assert record["level"] in levels.NAMES and sum(record["probabilities"].values()) == pytest.approx(
+        1, abs=1e-3
+    )
+
+
+def test_classify_cli_without_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CORRODE_HOME", str(tmp_path / "home"))
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    result = CliRunner().invoke(app, ["classify", str(image)])
+    assert result.exit_code == 2 and "no classifier model" in result.stderr
+
+
+def test_train_classifier_cli(tmp_path):
+    root = make_levels(tmp_path / "data", per_level=(2, 2, 2, 2))
+    run = tmp_path / "run"
+    arguments = ["train-classifier", str(root), "--out", str(run), "--size", "32", "--width", "0.25"]
+    arguments += ["--epochs", "1", "--encoder-weights", "none", "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, ["--quiet", *arguments])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 1 and (run / "model.safetensors").is_file()
+    result = CliRunner().invoke(app, ["train-classifier", str(root), "--out", str(run), "--balance", "bogus"])
+    assert result.exit_code == 2
