@@ -12,7 +12,8 @@ const state = {
   keymap: {}, preloaded: new Map(),
 };
 // Read by the browser test: pending saves, saves done, and each save's round trip (ms).
-window.__labeler = { ready: false, pending: 0, saved: 0, latencies: [], errors: 0 };
+// `shown`: ms from a label key to the next image painted on screen.
+window.__labeler = { ready: false, pending: 0, saved: 0, latencies: [], shown: [], errors: 0 };
 
 let chain = Promise.resolve();
 
@@ -158,7 +159,7 @@ function nextOpen(from) {
   return n;
 }
 
-function choose(label) {
+function choose(label, eventTime) {
   if (state.pos >= state.items.length) return;
   const item = state.items[state.pos];
   const before = item.label;
@@ -167,6 +168,13 @@ function choose(label) {
   enqueue("/api/label", { id: item.id, label }, null, () => { item.label = before; render(); });
   state.pos = nextOpen(state.pos);
   render();
+  const photo = el("photo");
+  if (!photo.hidden) {
+    const started = eventTime;
+    photo.decode().catch(() => {}).then(() => requestAnimationFrame(() => {
+      window.__labeler.shown.push(performance.now() - started);
+    }));
+  }
 }
 
 function undo() {
@@ -189,7 +197,7 @@ function move(step) {
 document.addEventListener("keydown", (event) => {
   if (!window.__labeler.ready || event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key.toLowerCase();
-  if (state.keymap[key]) { choose(state.keymap[key]); }
+  if (state.keymap[key]) { choose(state.keymap[key], performance.now()); }
   else if (key === "z" || key === "backspace") { undo(); }
   else if (key === "arrowleft") { move(-1); }
   else if (key === "arrowright") { move(1); }
