@@ -19,7 +19,7 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -109,6 +109,8 @@ class Site:
         self.routes["/late-page.html"] = self._late_page
         self.routes["/bing/images/async"] = self._bing
         self.routes["/google/search"] = self._google
+        self.routes["/flickr/services/rest/"] = self._flickr
+        self.routes["/baidu/search/acjson"] = self._baidu
         self.routes["/broken-google/search"] = (
             200,
             {"Content-Type": "text/html"},
@@ -116,6 +118,7 @@ class Site:
         )
         self.requests: list[str] = []
         self.times: list[tuple[float, str]] = []
+        self.flickr_calls: list[dict] = []
         del full
 
     def url(self, path: str) -> str:
@@ -166,6 +169,29 @@ class Site:
             for path in ("/good.jpg", "/big.jpg", "/html.jpg")
         )
         _answer(handler, 200, {"Content-Type": "text/html"}, f"<html><body>{divs}</body></html>".encode())
+
+    def _flickr(self, handler: BaseHTTPRequestHandler) -> None:
+        query = parse_qs(urlsplit(handler.path).query)
+        self.flickr_calls.append(query)
+        if query["method"] == ["flickr.photos.search"]:
+            body = {"stat": "ok", "photos": {"photo": [{"id": "1"}, {"id": "2"}]}}
+        else:
+            path = {"1": "/good.png", "2": "/other.png"}[query["photo_id"][0]]
+            sizes = [
+                {"label": "Small", "source": self.url("/tiny.png")},
+                {"label": "Large", "source": self.url(path)},
+            ]
+            body = {"stat": "ok", "sizes": {"size": sizes}}
+        _answer(handler, 200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _baidu(self, handler: BaseHTTPRequestHandler) -> None:
+        query = parse_qs(urlsplit(handler.path).query)
+        items = (
+            [{"hoverURL": self.url(p)} for p in ("/good.webp", "/missing.jpg")]
+            if query["pn"] == ["0"]
+            else []
+        )
+        _answer(handler, 200, {"Content-Type": "application/json"}, json.dumps({"data": items}).encode())
 
     def _google(self, handler: BaseHTTPRequestHandler) -> None:
         urls = ", ".join(f'["{self.url(p)}", 200, 160]' for p in ("/good.jpg", "/good.png", "/tiny.png"))
@@ -464,6 +490,58 @@ def test_google_result_pages_go_through_icrawlers_parser(site: Site, tmp_path: P
     summary = scrape(cfg)
     assert set(by_url(manifest_rows(out), site)) == {"/good.jpg", "/good.png"}
     assert summary.queries[0].rejected == 1 and summary.queries[0].problem is None
+
+
+def test_baidu_results_go_through_icrawlers_parser(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    cfg = ScrapeConfig(
+        queries=("锈车",),
+        engine="baidu",
+        out=out,
+        search_url=site.url("/baidu"),
+        timeout=TIMEOUT,
+        retries=0,
+        max_images=3,
+        filters={"size": "large"},
+    )
+    summary = scrape(cfg)
+    assert set(by_url(manifest_rows(out), site)) == {"/good.webp"}
+    assert summary.queries[0].folder == "锈车" and summary.queries[0].rejected == 1
+
+
+def test_flickr_api_goes_through_icrawlers_feeder_and_parser(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLICKR_APIKEY", "key-from-env")
+    out = tmp_path / "raw"
+    cfg = ScrapeConfig(
+        queries=("rusty truck",),
+        engine="flickr",
+        out=out,
+        search_url=site.url("/flickr"),
+        timeout=TIMEOUT,
+        retries=0,
+        max_images=2,
+        filters={"license": "4,5"},
+    )
+    summary = scrape(cfg)
+    assert set(by_url(manifest_rows(out), site)) == {"/good.png", "/other.png"}  # the largest size listed
+    assert summary.queries[0].problem is None
+    search = next(call for call in site.flickr_calls if call["method"] == ["flickr.photos.search"])
+    assert search["api_key"] == ["key-from-env"] and search["text"] == ["rusty truck"]
+    assert search["license"] == ["4,5"]
+    explicit = ScrapeConfig(
+        queries=("car",),
+        engine="flickr",
+        out=tmp_path / "other",
+        flickr_key="key-option",
+        search_url=site.url("/flickr"),
+        timeout=TIMEOUT,
+        retries=0,
+        max_images=1,
+    )
+    scrape(explicit)
+    assert site.flickr_calls[-1]["api_key"] == ["key-option"]
 
 
 def test_broken_engine_says_so_and_exits_non_zero(site: Site, tmp_path: Path) -> None:

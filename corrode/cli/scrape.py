@@ -42,8 +42,11 @@ def scrape_command(
         str, typer.Option("--engine", "-e", help="bing, google, baidu, flickr, urls or pages.")
     ] = "bing",
     max_images: Annotated[
-        int, typer.Option("--max", "-n", help="New images wanted per query (0: all the engine gives).")
-    ] = 100,
+        int | None,
+        typer.Option(
+            "--max", "-n", help="New images wanted per query; 0: no limit. [default: 100, all for urls/pages]"
+        ),
+    ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (shared by all queries and runs).")
     ] = Path("data/raw"),
@@ -100,18 +103,21 @@ def scrape_command(
 ) -> None:
     """Download images for each query; keep only complete, large-enough, new ones, with their source.
 
-    Every file is fully decoded before it is kept; non-images, images under --min-side or over
-    --max-pixels are rejected with a reason in rejected.csv. Exact and near duplicates are found
-    across the whole --out folder (earlier runs and other queries included); the largest copy is
-    kept. Files are named by content hash, so a rerun only adds what is new. manifest.csv holds
-    one row per kept image. Exit code 1 when a query brought nothing usable (e.g. a broken engine)
-    or, for --engine urls / pages, when any listed URL failed.
+    Every file is fully decoded first; non-images and images too small or too large are rejected.
+
+    Exact and near duplicates are found across the whole --out folder; the largest copy is kept.
+
+    Files are named by content hash, so a rerun adds only what is new; manifest.csv holds their source.
+
+    Exit code 1 when a query brought nothing usable (a broken engine, say) or a --from URL failed.
     """
     from dataclasses import asdict
 
     from corrode.scrape import ScrapeConfig, scrape
     from corrode.scrape.engines import ENGINES
 
+    if max_images is None:
+        max_images = 100 if engine not in ENGINES or ENGINES[engine].search else 0
     config = ScrapeConfig(
         queries=tuple(queries or ()),
         engine=engine,
@@ -146,13 +152,14 @@ def scrape_command(
     def show(query_summary) -> None:
         task = tasks.get(query_summary.query)
         if task is None:
-            total = max_images or None
+            total = max_images or query_summary.listed or None
             task = tasks[query_summary.query] = progress.add_task(query_summary.query, total=total)
         counts = (
-            f"{query_summary.query}: kept {query_summary.new} · duplicates {query_summary.duplicates}"
+            f"{query_summary.query}  kept {query_summary.new} · dup {query_summary.duplicates}"
             f" · rejected {query_summary.rejected} · had {query_summary.skipped}"
         )
-        progress.update(task, completed=query_summary.new, description=counts)
+        done = query_summary.new if max_images else query_summary.found
+        progress.update(task, completed=done, description=counts)
 
     with progress:
         summary = scrape(config, progress=show if progress_enabled() and not verbose else None)

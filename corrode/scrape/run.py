@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from corrode.config import require
@@ -47,7 +46,7 @@ class ScrapeConfig:
         from corrode.scrape.engines import ENGINES
 
         object.__setattr__(self, "out", Path(self.out))
-        object.__setattr__(self, "filters", MappingProxyType(dict(self.filters)))
+        object.__setattr__(self, "filters", dict(self.filters))
         if self.sources is not None:
             object.__setattr__(self, "sources", Path(self.sources))
         require(self.engine in ENGINES, f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
@@ -83,6 +82,7 @@ class QuerySummary:
     rejected: int = 0
     skipped: int = 0  # URLs an earlier run already handled
     pages: int = 0  # result pages / web pages the parser received
+    listed: int = 0  # URLs in the --from list (urls and pages engines)
     reasons: dict[str, int] = field(default_factory=dict)
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (url, reason) of this run
     engine_errors: list[str] = field(default_factory=list)
@@ -190,7 +190,7 @@ def _run_query(cfg, engine, folder, limiter, query, subfolder, urls, apikey, pro
     from corrode.scrape.downloader import CheckedDownloader, Job, Tally
     from corrode.scrape.engines import Probe, ScrapeCrawler
 
-    summary = QuerySummary(query=query, engine=cfg.engine, folder=subfolder)
+    summary = QuerySummary(query=query, engine=cfg.engine, folder=subfolder, listed=len(urls))
 
     def update(tally: Tally) -> None:
         _copy_tally(summary, tally)
