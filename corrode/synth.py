@@ -23,6 +23,18 @@ from corrode import levels
 from corrode.config import require, save_config
 from corrode.errors import UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
+from corrode.synthdata import RUST_BANDS, Scene, draw_car, draw_scene
+
+__all__ = [
+    "RUST_BANDS",
+    "Scene",
+    "SynthConfig",
+    "assign_labels",
+    "draw_car",
+    "draw_scene",
+    "read_manifest",
+    "synth",
+]
 
 MANIFEST = "manifest.csv"
 PREVIEW = "preview.png"
@@ -191,7 +203,7 @@ def _paths(job: _Job) -> tuple[str, str]:
 
 
 def _draw_and_write(job: _Job, out: Path, size: int) -> tuple[dict[str, str], np.ndarray | None]:
-    from corrode.synthdata import STUDIO, draw_scene
+    from corrode.synthdata import STUDIO
 
     rng = np.random.default_rng(list(job.seed))
     background = STUDIO if job.set == "carvana" else None
@@ -250,7 +262,11 @@ def _prepare(out: Path, overwrite: bool) -> None:
 
 
 def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) -> Path:
-    """Draw and write the whole set under `cfg.out`; `progress(done, total)` after each image."""
+    """Draw and write the whole set under `cfg.out`; `progress(done, total)` after each image.
+
+    Large sets are drawn by a pool of `cfg.workers` processes (started with forkserver), so a script
+    that calls this needs the usual `if __name__ == "__main__":` guard.
+    """
     out = Path(cfg.out)
     _prepare(out, cfg.overwrite)
     jobs = _jobs(cfg)

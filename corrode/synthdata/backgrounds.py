@@ -20,7 +20,7 @@ def _vertical(size: int, stops: list[tuple[float, tuple[float, float, float]]]) 
 
 
 def _studio(rng: np.random.Generator, size: int, horizon: float) -> np.ndarray:
-    tint = rng.uniform(-6, 6, 3)
+    tint = rng.uniform(-3, 3, 3)
     top = 246 + rng.uniform(-8, 6)
     h = horizon / size
     image = _vertical(
