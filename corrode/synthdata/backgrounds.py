@@ -60,7 +60,7 @@ def _treeline(rng: np.random.Generator, image: np.ndarray, horizon: int, height:
         squash = rng.uniform(0.8, 1.2)
         inside |= ((xs - x) ** 2 + ((ys - y) * squash) ** 2 <= radius**2) & (ys <= horizon + 1)
         # Crowns stand on the bushes: fill between a crown and the horizon under its middle part.
-        inside |= (np.abs(xs - x) <= radius * 0.55) & (ys >= y) & (ys <= horizon + 1)
+        inside |= (np.abs(xs - x) <= radius * 0.9) & (ys >= y) & (ys <= horizon + 1)
     edge = fractal_noise(rng, (size, size), scale=max(size / 60, 2), octaves=2)
     inside &= ~((edge < 0.25) & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool))
     tops = np.where(inside.any(axis=0), inside.argmax(axis=0), horizon).astype(np.float32)

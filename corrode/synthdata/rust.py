@@ -27,6 +27,10 @@ BAND_MARGIN = 0.15
 # How far rust wanders from its seed regions: noise weight against distance (metres) from the seeds.
 NOISE_WEIGHT = {"mild": 0.25, "moderate": 0.9, "severe": 2.5}
 
+# How much the remaining paint has faded and gathered grime at each level (0: showroom fresh).
+WEATHERING = {"none": 0.0, "mild": 0.06, "moderate": 0.14, "severe": 0.26}
+GRIME = np.array([118.0, 112.0, 100.0])
+
 DARK_RUST = np.array([72.0, 38.0, 22.0])
 ORANGE_RUST = np.array([178.0, 88.0, 36.0])
 DEEP_RUST = np.array([42.0, 26.0, 18.0])
@@ -140,3 +144,22 @@ def paint_rust(canvas: Canvas, rust: np.ndarray, rng: np.random.Generator) -> No
     region = canvas.colour[y0:y1, x0:x1]
     region[rim] = region[rim] * 0.75 + (colour[rim] * 0.25 + 30) * alpha[rim]
     region[rust] = (colour * alpha)[rust]
+
+
+def weather_paint(canvas: Canvas, level: str, rng: np.random.Generator) -> None:
+    """Fade the paint towards a dull grey in blotches, more at higher levels (the car looks neglected)."""
+    amount = WEATHERING[levels.get(level).name]
+    paint = canvas.paint > 0.5
+    if amount <= 0 or not paint.any():
+        return
+    rows, cols = np.flatnonzero(paint.any(axis=1)), np.flatnonzero(paint.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    blotches = fractal_noise(rng, (y1 - y0, x1 - x0), scale=max(canvas.size / 10, 4), octaves=4)
+    # Grime gathers low on the body.
+    low = np.linspace(0, 1, y1 - y0, dtype=np.float32)[:, None] ** 2
+    weight = (amount * (0.4 + 1.2 * blotches) * (0.7 + 0.6 * low) * paint[y0:y1, x0:x1])[..., None]
+    alpha = canvas.alpha[y0:y1, x0:x1, None]
+    shade = (0.55 + 0.45 * canvas.shade[y0:y1, x0:x1])[..., None]
+    region = canvas.colour[y0:y1, x0:x1]
+    region *= 1 - weight
+    region += GRIME * shade * alpha * weight

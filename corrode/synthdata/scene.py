@@ -13,7 +13,7 @@ from corrode.synthdata.bodies import BODY_TYPES, make_body
 from corrode.synthdata.camera import Camera
 from corrode.synthdata.car import draw_car as paint_car
 from corrode.synthdata.raster import Canvas
-from corrode.synthdata.rust import grow_rust, paint_rust, target_fraction
+from corrode.synthdata.rust import grow_rust, paint_rust, target_fraction, weather_paint
 
 # Paint colours and how often they occur (bright blue is common on purpose: the paper saw blue cars
 # lose their colour in the GAN).
@@ -184,6 +184,7 @@ def draw_scene(
     fraction = target_fraction(rng, level_name)
     if fraction > 0:
         rust_big = grow_rust(canvas, geometry, level_name, fraction, rng, measure)
+        weather_paint(canvas, level_name, rng)
         paint_rust(canvas, rust_big, rng)
     colour_small = cv2.resize(canvas.colour, (size, size), interpolation=cv2.INTER_AREA)
 
