@@ -13,10 +13,14 @@ import csv
 import hashlib
 import io
 import json
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -111,6 +115,9 @@ class Site:
         self.routes["/google/search"] = self._google
         self.routes["/flickr/services/rest/"] = self._flickr
         self.routes["/baidu/search/acjson"] = self._baidu
+        for seed in range(20):
+            body = encode(picture(200 + seed, 160, 128), "JPEG", quality=85)
+            self.routes[f"/slowish/{seed}.jpg"] = partial(self._delayed, body)
         self.routes["/broken-google/search"] = (
             200,
             {"Content-Type": "text/html"},
@@ -183,6 +190,10 @@ class Site:
             ]
             body = {"stat": "ok", "sizes": {"size": sizes}}
         _answer(handler, 200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _delayed(self, body: bytes, handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.3)
+        _answer(handler, 200, {"Content-Type": "image/jpeg"}, body)
 
     def _baidu(self, handler: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlsplit(handler.path).query)
@@ -651,3 +662,46 @@ def test_quiet_by_default_verbose_shows_icrawler_log(site: Site, tmp_path: Path)
         app, ["scrape", "--engine", "urls", "--from", str(sources), "--out", str(tmp_path / "b"), "--verbose"]
     )
     assert loud.exit_code == 0 and "downloader kept" in loud.output and "feeder" in loud.output
+
+
+def test_interrupted_run_leaves_a_valid_manifest_and_no_partial_file(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    sources = url_list(tmp_path, site, [f"/slowish/{seed}.jpg" for seed in range(20)])
+    command = [
+        sys.executable,
+        "-m",
+        "corrode",
+        "scrape",
+        "--engine",
+        "urls",
+        "--from",
+        str(sources),
+        "--out",
+        str(out),
+        "--threads",
+        "3",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / MANIFEST).exists() and len(manifest_rows(out)) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    rows = manifest_rows(out)
+    assert 3 <= len(rows) < 20
+    for row in rows:
+        data = (out / row["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]
+        read_image(out / row["file"])  # complete
+    # A download cut short can leave only a hidden temporary file, which the next run removes.
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("[!.]*") if p.is_file())
+    # Images that finished after the last row was written are complete too, and are indexed next run.
+    assert set(row["file"] for row in rows) <= set(on_disk)
+    for name in on_disk:
+        if name not in (MANIFEST, REJECTED):
+            read_image(out / name)
+    rest = scrape(config(out, sources))  # the rerun completes the job without fetching twice
+    assert rest.new + len(rows) + rest.queries[0].duplicates == 20 and leftovers(out) == []

@@ -232,12 +232,19 @@ class ScrapeCrawler(Crawler):
         self.feeder.start(**(feeder_kwargs or {}))
         self.parser.start(**(parser_kwargs or {}))
         self.downloader.start(**(downloader_kwargs or {}))
-        while self.downloader.is_alive():
-            if not self.feeder.is_alive():
-                self.signal.set(feeder_exited=True)
-            if not self.parser.is_alive():
-                self.signal.set(parser_exited=True)
-            time.sleep(0.05)
+        try:
+            while self.downloader.is_alive():
+                if not self.feeder.is_alive():
+                    self.signal.set(feeder_exited=True)
+                if not self.parser.is_alive():
+                    self.signal.set(parser_exited=True)
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            # Let the downloads in flight finish their file and manifest row (briefly), then stop.
+            self.signal.set(reach_max_num=True)
+            for worker in self.downloader.workers:
+                worker.join(timeout=2)
+            raise
         # Stop the feeder and parser too (they check this signal) before the next query starts.
         # Feeders block on a full queue with no timeout: drain it (get() wakes them) until they end.
         self.signal.set(reach_max_num=True)

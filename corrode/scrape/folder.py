@@ -93,6 +93,10 @@ class ScrapeFolder:
     # -- loading -------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        # Temporary files of a run that was killed mid-download (never images, never in a manifest).
+        for pattern in (".download-*.part", "*/.download-*.part", ".*.part.*", "*/.*.part.*"):
+            for stale in self.root.glob(pattern):
+                stale.unlink(missing_ok=True)
         for row in self.manifest.kept.rows():
             # A URL whose image the user deleted by hand stays known: cleaning is not undone.
             self._known_urls.add(row["url"])
