@@ -108,20 +108,25 @@ def resolve_data(data: Path, masks: Path | None = None) -> tuple[Path, Path | No
     return root, masks
 
 
-def load_masked(path: Path, size: int, masks_root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def load_masked(
+    path: Path, size: int, masks_root: Path | None, mask_path: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One image resized to `size` with its background black: `(S, S, 3)` uint8 and `(S, S)` bool car mask.
 
-    Without `masks_root` the image is taken as already masked and the car is its non-black pixels.
-    Raises FileError (ImageError) for an unreadable image or a missing or mismatched mask.
+    The mask is `mask_path`, else `masks_root/<level>/<stem>.*`; with neither, the image is taken as
+    already masked and the car is its non-black pixels. Raises FileError (ImageError) for an
+    unreadable image or a missing or mismatched mask.
     """
     from corrode.datasets import check_same_size, level_mask_path, resize_pair
     from corrode.images import ImageError, read_image, read_mask
 
     image = read_image(path, background=(0, 0, 0))
-    if masks_root is None:
+    if masks_root is None and mask_path is None:
         image, _ = resize_pair(image, None, size)
         return image, image.max(axis=2) > 0
-    mask_path = level_mask_path(path, masks_root)
+    if mask_path is None:
+        assert masks_root is not None
+        mask_path = level_mask_path(path, masks_root)
     if mask_path is None:
         raise ImageError(path, f"no mask for this image under {masks_root / path.parent.name}")
     mask = read_mask(mask_path)
