@@ -9,6 +9,8 @@ import corrode.cli.optimize_masks  # noqa: F401
 import corrode.cli.render  # noqa: F401
 import corrode.cli.label  # noqa: F401
 import corrode.cli.synth  # noqa: F401
+import corrode.cli.classify  # noqa: F401
+import corrode.cli.evaluate  # noqa: F401
 from corrode.cli.app import app
 
 
