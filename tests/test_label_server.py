@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -189,3 +190,38 @@ def test_register_reports_and_keeps_going(tmp_path):
         assert len(ids) == 1 and db.image(ids[0]).path == good.resolve()
         assert [image.bad is not None for image in db.images()] == [False, True]
     assert len(reports) == 1 and reports[0].startswith(str(bad))
+
+
+def test_two_servers_on_one_database_lose_nothing(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(25):
+        _photo(photos / f"car_{i:02d}.png", size=(16, 16), seed=i)
+    path = tmp_path / "labels.sqlite"
+    clients = []
+    for annotator in ("alice", "bob"):
+        db = LabelDB(path)
+        config = LabelConfig(images=(photos,), db=path, annotator=annotator, order="name")
+        session = prepare(config, db, report=print)
+        clients.append((TestClient(create_app(session), base_url=BASE), session, db))
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def work(client, session):
+        start.wait()
+        for n, image_id in enumerate(session.image_ids):
+            level = ("none", "mild", "moderate", "severe")[n % 4]
+            statuses.append(
+                _post(client, "/api/label", {"id": image_id, "label": level}, session.token).status_code
+            )
+
+    threads = [threading.Thread(target=work, args=(client, session)) for client, session, _ in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 50
+    with LabelDB(path) as db:
+        assert len(db.labels_of("alice")) == 25 and len(db.labels_of("bob")) == 25
+    for client, _, db in clients:
+        client.close()
+        db.close()

@@ -68,7 +68,7 @@ def register(db: LabelDB, inputs: tuple[Path, ...], *, recursive: bool, report: 
     paths = list_images(inputs, recursive=recursive)
     if not paths:
         raise UsageError(f"no image files in {', '.join(str(p) for p in inputs)}")
-    entries = []
+    entries: list[tuple[Path, tuple[int, int] | None, str | None]] = []
     for path in paths:
         try:
             entries.append((path, image_size(path), None))
