@@ -48,6 +48,10 @@ def test_border_touching_background_notch_is_filled() -> None:
     assert result.holes_filled == 1
     # The large background around the car also touches the border and stays background.
     assert not result.mask[0, 50] and result.mask.sum() == 30 * 45
+    # scikit-image agrees: remove_small_holes is remove_small_objects on the inverse, with no
+    # special case for regions open to the border.
+    limit = small_region_limit(mask.shape, 0.1)
+    assert remove_small_holes(mask, max_size=limit)[15:18, 0:3].all()
 
 
 def test_large_regions_are_kept() -> None:

@@ -21,6 +21,7 @@ def augment_command(
         typer.Option(
             "--preset",
             "-p",
+            metavar="NAME",
             help="partial-views (left, centre and right crops of each car) or random (flip, resized "
             "crop, small affine, colour jitter). Give both to randomise each view. [default: partial-views]",
             show_default=False,
