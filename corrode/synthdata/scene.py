@@ -191,7 +191,9 @@ def draw_scene(
     roof_y = camera.project(np.array([[0.0, height, 0.0]]))[0][1] / 2
     ground_y = geometry.footprint[:, 1].max() / 2
     horizon = int(np.clip(roof_y + rng.uniform(-0.05, 0.3) * (ground_y - roof_y), size * 0.08, size * 0.9))
-    scene = make_background(rng, background, size, horizon)
+    # Views of one car share its backdrop (the same studio, as Carvana's turntable photos do).
+    backdrop = rng if car_seed is None else np.random.default_rng([car_seed, 1])
+    scene = make_background(backdrop, background, size, horizon)
     strength = 0.45 if background == STUDIO else rng.uniform(0.5, 0.7)
     cast_shadow(scene, geometry.footprint / 2, [w / 2 for w in geometry.wheels], strength)
     background_image = np.clip(np.round(scene), 0, 255).astype(np.uint8)
