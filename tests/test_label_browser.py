@@ -182,3 +182,42 @@ def test_keyboard_labelling_undo_skip_reload(live, page):
         f"max {max(timings) * 1000:.1f} ms over {len(timings)} keys; save round trip in the page: median "
         f"{statistics.median(round_trips):.1f} ms; 100 images by keyboard: {per_100:.1f} s (machine shared)"
     )
+
+
+def test_image_that_fails_to_decode_is_left_out_and_labelling_goes_on(tmp_path, page):
+    import io
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "c.png"):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photos / name)
+    full = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(full, format="JPEG")
+    (photos / "b.jpg").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])  # header fine, data cut
+    reports: list[str] = []
+    with LabelDB(tmp_path / "labels.sqlite") as db:
+        config = LabelConfig(images=(photos,), db=db.path, annotator="t", order="name")
+        session = prepare(config, db, report=reports.append)
+        assert reports == []  # only decoding finds it
+        sock = bind("127.0.0.1", 0)
+        server = make_server(create_app(session), sock)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        try:
+            ids = {image.name: image.id for image in db.images()}
+            page.goto(url_of(sock, "127.0.0.1"))
+            page.wait_for_function("window.__labeler.ready")
+            _press_and_wait(page, "2", ids["c.png"])  # b.jpg fails in the browser and is passed over
+            assert "b.jpg" in page.inner_text("#toast")
+            page.wait_for_function("document.getElementById('total').textContent === '2'")
+            _press_and_wait(page, "3", "")
+            assert db.labels_of("t") == {ids["a.png"]: "mild", ids["c.png"]: "moderate"}
+            assert len(reports) == 1 and "b.jpg" in reports[0]
+            assert db.image(ids["b.jpg"]).bad
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            sock.close()

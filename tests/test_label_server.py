@@ -136,6 +136,9 @@ def test_undecodable_image_reported_marked_bad_and_server_goes_on(served):
     response = client.get(f"/image/{items['truncated.jpg']}")
     assert response.status_code == 422 and "truncated.jpg" in response.json()["error"]
     assert "truncated.jpg" in reports[-1]
+    reported = len(reports)
+    assert client.get(f"/image/{items['truncated.jpg']}").status_code == 422
+    assert len(reports) == reported  # one line per bad file, however often it is asked for
     state = client.get("/api/state").json()
     assert "truncated.jpg" not in [item["name"] for item in state["items"]] and state["total"] == 5
     assert client.get(f"/image/{items['car_2.png']}").status_code == 200

@@ -97,6 +97,7 @@ class Session:
         self._ids = set(self.image_ids)
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._reported: set[int] = set()
 
     def owns(self, image_id: int) -> bool:
         return image_id in self._ids
@@ -135,11 +136,17 @@ class Session:
         image = self.db.image(image_id)
         if image is None:
             raise UsageError(f"no image with id {image_id}")
+        if image.bad:
+            raise ImageError(image.path, image.bad)
         try:
             pixels = read_image(image.path)
         except ImageError as exc:
-            self.db.mark_bad(image_id, exc.reason)
-            self.report(str(exc))
+            with self._lock:  # the page and its preloader may ask at once: one report per file
+                first = image_id not in self._reported
+                self._reported.add(image_id)
+            if first:
+                self.db.mark_bad(image_id, exc.reason)
+                self.report(str(exc))
             raise
         from PIL import Image as PILImage
 

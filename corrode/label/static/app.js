@@ -211,9 +211,9 @@ el("photo").addEventListener("error", () => {
   const index = state.items.findIndex((item) => String(item.id) === photo.dataset.id);
   if (index < 0) return;
   const [item] = state.items.splice(index, 1);
-  state.total = Math.max(0, state.total - 1);
-  el("total").textContent = state.total;
   toast(`unreadable, left out: ${item.name}`);
+  // The server has marked it bad before answering; take the totals from it.
+  fetch("/api/state", { cache: "no-store" }).then((r) => r.json()).then(applyProgress).catch(() => {});
   photo.dataset.id = "";
   render();
 });
