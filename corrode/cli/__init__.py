@@ -6,6 +6,7 @@ from __future__ import annotations
 import corrode.cli.scrape  # noqa: F401
 import corrode.cli.augment  # noqa: F401
 import corrode.cli.optimize_masks  # noqa: F401
+import corrode.cli.train_seg  # noqa: F401
 import corrode.cli.render  # noqa: F401
 import corrode.cli.label  # noqa: F401
 import corrode.cli.synth  # noqa: F401
