@@ -181,7 +181,7 @@ class Site:
         query = parse_qs(urlsplit(handler.path).query)
         self.flickr_calls.append(query)
         if query["method"] == ["flickr.photos.search"]:
-            body = {"stat": "ok", "photos": {"photo": [{"id": "1"}, {"id": "2"}]}}
+            body = {"stat": "ok", "photos": {"photo": [{"id": "1", "owner": "ann"}, {"id": "2"}]}}
         else:
             path = {"1": "/good.png", "2": "/other.png"}[query["photo_id"][0]]
             sizes = [
@@ -483,7 +483,9 @@ def test_bing_result_pages_go_through_icrawlers_parser(site: Site, tmp_path: Pat
     assert query.folder == "rusty-car" and query.pages >= 1 and query.new == 2 and query.rejected == 1
     kept = by_url(manifest_rows(out), site)
     assert set(kept) == {"/good.jpg", "/big.jpg"} and kept["/good.jpg"]["engine"] == "bing"
-    assert kept["/good.jpg"]["query"] == "rusty car"
+    assert (
+        kept["/good.jpg"]["query"] == "rusty car" and kept["/good.jpg"]["page_url"] == "http://example.org/p"
+    )
     assert query.problem is None
 
 
@@ -536,7 +538,11 @@ def test_flickr_api_goes_through_icrawlers_feeder_and_parser(
         filters={"license": "4,5"},
     )
     summary = scrape(cfg)
-    assert set(by_url(manifest_rows(out), site)) == {"/good.png", "/other.png"}  # the largest size listed
+    kept = by_url(manifest_rows(out), site)
+    assert set(kept) == {"/good.png", "/other.png"}  # the largest size listed
+    assert kept["/good.png"]["page_url"] == "https://www.flickr.com/photos/ann/1"
+    assert kept["/other.png"]["page_url"] == ""
+    assert all("key-from-env" not in path.read_text() for path in out.glob("*.csv"))
     assert summary.queries[0].problem is None
     search = next(call for call in site.flickr_calls if call["method"] == ["flickr.photos.search"])
     assert search["api_key"] == ["key-from-env"] and search["text"] == ["rusty truck"]

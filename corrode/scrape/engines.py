@@ -8,8 +8,11 @@ dies and `crawl()` returns as if all went well; the count is how `scrape` notice
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -63,6 +66,7 @@ class Probe:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def error(self, message: str) -> None:
+        message = re.sub(r"(api_key=)[^&\s]+", r"\1...", message)  # errors are printed: never show a key
         with self.lock:
             if len(self.errors) < 20:
                 self.errors.append(message)
@@ -197,6 +201,38 @@ def _page_images(soup) -> Iterator[str]:
             yield tag["href"]
 
 
+class BingParserWithPages(BingParser):
+    """icrawler's Bing parser, plus the page each image is on ("purl"), which it reads past."""
+
+    def parse(self, response, **kwargs) -> Iterator[dict]:
+        from bs4 import BeautifulSoup
+
+        pages = {}
+        soup = BeautifulSoup(response.content.decode("utf-8", "ignore"), "lxml")
+        for anchor in soup.select("div.imgpt a[m]"):
+            try:
+                meta = json.loads(html.unescape(anchor["m"]))
+            except ValueError:
+                continue
+            if isinstance(meta, dict) and meta.get("murl") and meta.get("purl"):
+                pages[meta["murl"]] = meta["purl"]
+        for task in super().parse(response, **kwargs):
+            if task["file_url"] in pages:
+                task["page_url"] = pages[task["file_url"]]
+            yield task
+
+
+class FlickrParserWithPages(FlickrParser):
+    """icrawler's Flickr parser; page URL: the photo's Flickr page, not the API call (it holds the key)."""
+
+    def parse(self, response, **kwargs) -> Iterator[dict]:
+        for task in super().parse(response, **kwargs) or ():
+            meta = task.get("meta") or {}
+            owner, photo = meta.get("owner"), meta.get("id")
+            task["page_url"] = f"https://www.flickr.com/photos/{owner}/{photo}" if owner and photo else ""
+            yield task
+
+
 class RoutedSession(Session):
     """icrawler's session, with engine addresses optionally replaced (a mirror, or a test server)."""
 
@@ -223,7 +259,7 @@ class ScrapeCrawler(Crawler):
     def set_session(self, headers: Mapping[str, str] | None = None) -> None:
         super().set_session(dict(headers) if headers else None)
         session = RoutedSession(self.proxy_pool)
-        session.headers.update(self.session.headers)
+        session.headers.update(self.session.headers)  # type: ignore[has-type]
         self.session = session
 
     def crawl(self, feeder_kwargs=None, parser_kwargs=None, downloader_kwargs=None) -> None:
@@ -295,6 +331,7 @@ class Engine:
         parser_kwargs: dict[str, Any] = {"queue_timeout": 0.2}
         if not self.search:
             return {"url_list": urls}, parser_kwargs
+        feeder_kwargs: dict[str, Any]
         if self.name == "flickr":
             feeder_kwargs = {"apikey": apikey, "max_num": feed_num, "text": query, **filters}
             parser_kwargs.update(apikey=apikey, size_preference=FLICKR_SIZES)
@@ -308,7 +345,9 @@ def _probed(parser: type[Parser]) -> type[Parser]:
 
 
 ENGINES: dict[str, Engine] = {
-    "bing": Engine("bing", BingFeeder, _probed(BingParser), "https://www.bing.com", "google or flickr"),
+    "bing": Engine(
+        "bing", BingFeeder, _probed(BingParserWithPages), "https://www.bing.com", "google or flickr"
+    ),
     "google": Engine(
         "google", GoogleFeeder, _probed(GoogleParser), "https://www.google.com", "bing", page_step=100
     ),
@@ -316,7 +355,12 @@ ENGINES: dict[str, Engine] = {
         "baidu", BaiduFeeder, _probed(BaiduParser), "http://image.baidu.com", "bing", page_step=30
     ),
     "flickr": Engine(
-        "flickr", FlickrFeeder, _probed(FlickrParser), "https://api.flickr.com", "bing", page_step=100
+        "flickr",
+        FlickrFeeder,
+        _probed(FlickrParserWithPages),
+        "https://api.flickr.com",
+        "bing",
+        page_step=100,
     ),
     "urls": Engine("urls", UrlListFeeder, ListParser, "", "checking the list", search=False),
     "pages": Engine(
