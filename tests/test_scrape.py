@@ -624,6 +624,17 @@ def test_cli_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         ["scrape", "car", "--engine", "bing", "--filter", "type", "--out", str(tmp_path)],
         ["scrape", "car", "--engine", "altavista", "--out", str(tmp_path)],
         ["scrape", "--engine", "urls", "--from", str(tmp_path / "missing.txt"), "--out", str(tmp_path)],
+        [
+            "scrape",
+            "one",
+            "two",
+            "--engine",
+            "urls",
+            "--from",
+            str(tmp_path / "a.txt"),
+            "--out",
+            str(tmp_path),
+        ],
     ]
     for args in cases:
         result = runner.invoke(app, args)

@@ -83,7 +83,6 @@ class Job:
     timeout: float
     retries: int
     max_bytes: int
-    limiter: HostLimiter
     tally: Tally = field(default_factory=Tally)
     on_update: Callable[[Tally], None] | None = None
     reserved: int = 0
@@ -164,7 +163,6 @@ class CheckedDownloader(ImageDownloader):
             return True
         context = {"page_url": page_url, "query": job.query, "engine": job.engine}
         for attempt in range(job.retries + 1):
-            job.limiter.wait(url)
             try:
                 data, content_type = fetch(
                     self.session, url, timeout=job.timeout, max_bytes=job.max_bytes, referer=page_url

@@ -29,6 +29,7 @@ from icrawler.utils import Session
 
 from corrode.errors import UsageError
 from corrode.images import IMAGE_SUFFIXES
+from corrode.scrape.downloader import HostLimiter
 
 # flickr.photos.search arguments icrawler passes on (its FlickrFeeder drops anything else).
 FLICKR_FILTERS = frozenset(
@@ -234,17 +235,21 @@ class FlickrParserWithPages(FlickrParser):
 
 
 class RoutedSession(Session):
-    """icrawler's session, with engine addresses optionally replaced (a mirror, or a test server)."""
+    """icrawler's session, with engine addresses optionally replaced (a mirror, or a test server),
+    and the per-host delay applied to every request it makes."""
 
     def __init__(self, proxy_pool) -> None:
         super().__init__(proxy_pool)
         self.routes: dict[str, str] = {}
+        self.limiter: HostLimiter | None = None  # per-host delay for every request: pages and images
 
     def get(self, url, **kwargs):
         for prefix, target in self.routes.items():
             if url.startswith(prefix):
                 url = target.rstrip("/") + url[len(prefix) :]
                 break
+        if self.limiter is not None:
+            self.limiter.wait(url)
         return super().get(url, **kwargs)
 
 

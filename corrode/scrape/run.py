@@ -56,6 +56,7 @@ class ScrapeConfig:
             require(all(q.strip() for q in self.queries), "a query cannot be empty")
         else:
             require(self.sources is not None, f"--engine {self.engine} needs --from FILE (a list of URLs)")
+            require(len(self.queries) <= 1, f"--engine {self.engine} takes at most one name (the folder)")
         require(self.max_images >= 0, "--max must be >= 0")
         require(self.min_side >= 1, "--min-side must be >= 1")
         require(self.max_pixels >= 1, "--max-pixels must be >= 1")
@@ -206,7 +207,6 @@ def _run_query(cfg, engine, folder, limiter, query, subfolder, urls, apikey, pro
         timeout=cfg.timeout,
         retries=cfg.retries,
         max_bytes=cfg.max_bytes,
-        limiter=limiter,
         on_update=update,
     )
     good_urls = []
@@ -230,9 +230,10 @@ def _run_query(cfg, engine, folder, limiter, query, subfolder, urls, apikey, pro
         parser_cls=engine.parser,
         downloader_cls=CheckedDownloader,
         downloader_threads=cfg.threads,
-        extra_parser_args={"probe": probe} if _takes_probe(engine.parser) else None,
+        extra_parser_args={"probe": probe},
         extra_downloader_args={"job": job},
     )
+    crawler.session.limiter = limiter
     if cfg.search_url and engine.address:
         crawler.session.routes[engine.address] = cfg.search_url
     # Engines are asked for more results than wanted: some will be rejected or duplicates.
@@ -254,12 +255,6 @@ def _run_query(cfg, engine, folder, limiter, query, subfolder, urls, apikey, pro
     summary.engine_errors = list(probe.errors)
     summary.problem = _problem(cfg, engine, summary, len(good_urls))
     return summary
-
-
-def _takes_probe(parser: type) -> bool:
-    from corrode.scrape.engines import ProbedParser
-
-    return issubclass(parser, ProbedParser)
 
 
 def _copy_tally(summary: QuerySummary, tally) -> None:
