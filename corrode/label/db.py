@@ -205,6 +205,9 @@ class LabelDB:
             Image(r[0], Path(r[1]), r[2], r[3], r[4], r[5]) for r in rows if wanted is None or r[0] in wanted
         ]
 
+    def bad_ids(self) -> set[int]:
+        return {row[0] for row in self.read("SELECT id FROM images WHERE bad IS NOT NULL")}
+
     # Labels ------------------------------------------------------------------------------------
 
     def set_label(self, image_id: int, annotator: str, label: str) -> Change:

@@ -119,7 +119,7 @@ class Session:
 
     def progress(self, own: dict[int, str] | None = None) -> dict:
         own = self.db.labels_of(self.annotator) if own is None else own
-        bad = {image.id for image in self.db.images(self._ids) if image.bad}
+        bad = self.db.bad_ids() & self._ids
         counts = dict.fromkeys((*levels.NAMES, REJECT, SKIP), 0)
         for image_id, label in own.items():
             if image_id in self._ids and image_id not in bad:
