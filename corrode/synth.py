@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,6 +274,7 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
     kept: dict[int, np.ndarray] = {}
     total = len(jobs)
     arguments = [(job, out, cfg.size) for job in jobs]
+    results: Iterator[tuple[dict[str, str], np.ndarray | None]]
     if cfg.workers <= 1 or total < _POOL_MINIMUM:
         results = map(_run_job, arguments)
         pool = None

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from corrode import levels
 from corrode.cli.app import app, emit_json, make_progress, note
 
 
@@ -60,12 +61,13 @@ def synth_command(
     seconds = time.perf_counter() - start
     rows = read_manifest(out / MANIFEST)
     labels = Counter(row["label"] for row in rows if row["set"] == "levels")
+    per_level = {name: labels.get(name, 0) for name in levels.NAMES}
     moved = sum(row["label"] != row["true_level"] for row in rows)
     carvana = sum(row["set"] == "carvana" for row in rows)
     summary = {
         "out": str(out),
         "images": len(rows),
-        "levels": {name: labels.get(name, 0) for name in ("none", "mild", "moderate", "severe")},
+        "levels": per_level,
         "carvana": carvana,
         "relabelled": moved,
         "size": size,
@@ -78,6 +80,6 @@ def synth_command(
     if json_output:
         emit_json(summary)
     else:
-        counts = ", ".join(f"{n} {name}" for name, n in summary["levels"].items())
+        counts = ", ".join(f"{n} {name}" for name, n in per_level.items())
         note(f"wrote {len(rows)} images to {out} in {seconds:.1f} s: {counts}; {carvana} Carvana views")
         note(f"preview: {out / PREVIEW}")

@@ -32,7 +32,7 @@ class CarGeometry:
     sill: np.ndarray | None = None
     doors: list[np.ndarray] = field(default_factory=list)
     hood: np.ndarray | None = None
-    footprint: np.ndarray | None = None
+    footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # ground corners
     wheels: list[np.ndarray] = field(default_factory=list)  # contact points on the ground
     pixels_per_metre: float = 1.0
 

@@ -16,19 +16,25 @@ from corrode.synthdata.car import CarGeometry
 from corrode.synthdata.noise import fractal_noise
 from corrode.synthdata.raster import Canvas
 
-RUST_BANDS: dict[str, tuple[float, float]] = {
-    "none": (0.0, 0.0),
-    "mild": (0.02, 0.08),  # starts at wheel arches, sills and door bottoms
-    "moderate": (0.12, 0.25),  # spreads over doors, wings and hood
-    "severe": (0.40, 0.70),  # most of the painted body
-}
+# Per level, in the order of levels.NAMES (none, mild, moderate, severe):
+RUST_BANDS: dict[str, tuple[float, float]] = dict(
+    zip(
+        levels.NAMES,
+        (
+            (0.0, 0.0),
+            (0.02, 0.08),  # mild: starts at wheel arches, sills and door bottoms
+            (0.12, 0.25),  # moderate: spreads over doors, wings and hood
+            (0.40, 0.70),  # severe: most of the painted body
+        ),
+        strict=True,
+    )
+)
 # Targets are drawn from the middle of each band so the coverage measured after downsampling stays inside it.
 BAND_MARGIN = 0.15
 # How far rust wanders from its seed regions: noise weight against distance (metres) from the seeds.
-NOISE_WEIGHT = {"mild": 0.25, "moderate": 0.9, "severe": 2.5}
-
+NOISE_WEIGHT = dict(zip(levels.NAMES, (0.0, 0.25, 0.9, 2.5), strict=True))
 # How much the remaining paint has faded and gathered grime at each level (0: showroom fresh).
-WEATHERING = {"none": 0.0, "mild": 0.06, "moderate": 0.14, "severe": 0.26}
+WEATHERING = dict(zip(levels.NAMES, (0.0, 0.06, 0.14, 0.26), strict=True))
 GRIME = np.array([118.0, 112.0, 100.0])
 
 DARK_RUST = np.array([72.0, 38.0, 22.0])
@@ -61,7 +67,7 @@ def _seed_map(canvas: Canvas, geometry: CarGeometry, level: str) -> np.ndarray:
         lines.append(geometry.sill)
     for line in lines:
         cv2.polylines(seeds, [np.round(line).astype(np.int32)], False, 255, width)
-    if level != "mild" and geometry.hood is not None:
+    if levels.get(level).index >= 2 and geometry.hood is not None:  # moderate and worse reach the hood
         cv2.polylines(seeds, [np.round(geometry.hood).astype(np.int32)], True, 255, width)
     return seeds
 

@@ -67,7 +67,7 @@ VIEW_WEIGHTS = {
     "crop-right": 0.1,
 }
 # The background bias the paper ran into: clean cars mostly in studio-like shots, rusty ones outdoors.
-STUDIO_SHARE = {"none": 0.8, "mild": 0.15, "moderate": 0.15, "severe": 0.15}
+STUDIO_SHARE = dict(zip(levels.NAMES, (0.8, 0.15, 0.15, 0.15), strict=True))
 
 
 @dataclass
