@@ -604,6 +604,13 @@ def test_cli_urls_engine_json_summary_and_exit_codes(site: Site, tmp_path: Path)
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["new"] == 2 and data["queries"][0]["kept"] == 2
 
+    piped = runner.invoke(
+        app,
+        ["scrape", "--engine", "urls", "--from", "-", "--out", str(out), "--timeout", str(TIMEOUT)],
+        input=site.url("/other.png") + "\n",
+    )
+    assert piped.exit_code == 0 and (out / "stdin").is_dir()
+
     bad = url_list(tmp_path, site, ["/good.webp", "/tiny.png"], "mixed")
     result = runner.invoke(
         app, ["scrape", "--engine", "urls", "--from", str(bad), "--out", str(out), "--timeout", str(TIMEOUT)]
