@@ -69,11 +69,35 @@ def _lower(
         arch = _arch(x, arch_radius, centre, sill)
         points.extend(arch)
         materials.extend([WELL] * (len(arch) - 1) + [PAINT])
-    for x, y, material in top:
-        points.append((x, y))
-        materials.append(material)
+    chain, chain_materials = _round([(x, y) for x, y, _ in top], [m for _, _, m in top[:-1]])
+    points.extend(chain)
+    materials.extend([*chain_materials, top[-1][2]])
     del front
     return Profile(np.asarray(points, np.float64), materials, 0.0)
+
+
+def _round(
+    points: list[tuple[float, float]], materials: list[str], cut: float = 0.2, iterations: int = 2
+) -> tuple[list[tuple[float, float]], list[str]]:
+    """Round the corners of an open chain (Chaikin's corner cutting; the two ends stay put).
+
+    `materials[i]` belongs to the edge from point i to i+1; a cut corner between two materials is paint.
+    """
+    for _ in range(iterations):
+        count = len(points) - 1  # edges
+        chain: list[tuple[float, float]] = [points[0]]
+        kinds: list[str] = []
+        for i in range(count):
+            a, b = np.asarray(points[i]), np.asarray(points[i + 1])
+            if i > 0:
+                chain.append(tuple((1 - cut) * a + cut * b))
+            kinds.append(materials[i])  # the straight middle of edge i
+            if i < count - 1:
+                chain.append(tuple(cut * a + (1 - cut) * b))
+                kinds.append(materials[i] if materials[i] == materials[i + 1] else PAINT)  # the cut corner
+        chain.append(points[-1])
+        points, materials = chain, kinds
+    return points, materials
 
 
 def make_body(name: str, rng: np.random.Generator) -> Body:
@@ -308,5 +332,9 @@ def make_body(name: str, rng: np.random.Generator) -> Body:
     doors = [np.array([(x, sill + 0.06), (x, belt - 0.02)]) for x in doors_x]
     doors.append(np.array([(doors_x[0], sill + 0.06), (doors_x[2], sill + 0.06)]))
     lower.half_width = width / 2
-    cabin = Profile(np.asarray(cabin_pts[:-1], np.float64), cabin_mat, width / 2 * 0.88)
+    # Round the cabin's windscreen, roof and rear-window corners (its base on the beltline stays straight).
+    top, top_materials = _round(cabin_pts[1:], cabin_mat[1:], cut=0.12, iterations=2)
+    cabin = Profile(
+        np.asarray([cabin_pts[0], *top[:-1]], np.float64), [cabin_mat[0], *top_materials], width / 2 * 0.88
+    )
     return Body(name, length, width, lower, cabin, wx, r, windows, doors, sill, belt, hood, nose, tail)
