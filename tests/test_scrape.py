@@ -118,6 +118,12 @@ class Site:
         for seed in range(20):
             body = encode(picture(200 + seed, 160, 128), "JPEG", quality=85)
             self.routes[f"/slowish/{seed}.jpg"] = partial(self._delayed, body)
+        # icrawler's GoogleParser un-escapes every URL it finds; a bad escape kills its thread.
+        self.routes["/crashing-google/search"] = (
+            200,
+            {"Content-Type": "text/html"},
+            b'<html><script>var a = ["http://127.0.0.1/x\\u12.jpg"];</script></html>',
+        )
         self.routes["/broken-google/search"] = (
             200,
             {"Content-Type": "text/html"},
@@ -580,6 +586,22 @@ def test_broken_engine_says_so_and_exits_non_zero(site: Site, tmp_path: Path) ->
     assert result.exit_code == 1, result.output
     output = " ".join(result.output.split())
     assert "google returned no image URLs" in output and "Try --engine bing" in output
+
+
+def test_parser_crash_is_reported_not_swallowed(site: Site, tmp_path: Path) -> None:
+    cfg = ScrapeConfig(
+        queries=("car",),
+        engine="google",
+        out=tmp_path / "raw",
+        search_url=site.url("/crashing-google"),
+        timeout=TIMEOUT,
+        retries=0,
+        max_images=5,
+    )
+    query = scrape(cfg).queries[0]
+    assert query.found == 0 and query.pages >= 1
+    assert any("parser failed (UnicodeDecodeError" in error for error in query.engine_errors)
+    assert "parser failed" in query.problem and "Try --engine bing" in query.problem
 
 
 def test_cli_urls_engine_json_summary_and_exit_codes(site: Site, tmp_path: Path) -> None:
