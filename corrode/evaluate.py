@@ -394,6 +394,18 @@ def _feature_space(cfg: EvaluateConfig, classifier: Classifier | None) -> tuple[
     return classifier.feature_module(), description
 
 
+def _features(feature: Any, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`(N, F)` features of `(N, 3, S, S)` images, computed once per set for both FID and KID."""
+    import torch
+
+    with torch.inference_mode():
+        parts = [
+            feature(images[start : start + batch_size]).float().cpu()
+            for start in range(0, len(images), batch_size)
+        ]
+    return torch.cat(parts) if parts else torch.zeros(0, feature.num_features)
+
+
 def _inception_module(weights: Path) -> Any:
     from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -415,8 +427,13 @@ def evaluate(
     translator: Translates | None = None,
     classifier: Classifier | None = None,
     log: Callable[[str], None] | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> Report:
-    """Measure the GAN named by `cfg` (or the `translator` given) and write the report files."""
+    """Measure the GAN named by `cfg` (or the `translator` given) and write the report files.
+
+    `cache`: a dict kept between calls on the same data (a benchmark evaluating checkpoints) holds
+    the real cars and their features, so they are read and embedded once.
+    """
     import torch
 
     from corrode import metrics
@@ -488,7 +505,20 @@ def evaluate(
         values["colour_shift"] = metrics.colour_shift(
             _stacked(source_arrays), _stacked(fake_arrays), _stacked(sources.masks)
         )
-        real = read_cars(spread(sorted(plan.real[name]), cfg.real_limit), size, plan.masks_root, say)
+        key = (name, size, cfg.real_limit, str(cfg.data), str(cfg.masks), feature_text)
+        if cache is not None and key in cache:
+            real, real_features, real_accuracy = cache[key]
+        else:
+            real = read_cars(spread(sorted(plan.real[name]), cfg.real_limit), size, plan.masks_root, say)
+            real_features = _features(feature, real.tensor(), cfg.batch_size) if feature is not None else None
+            real_accuracy = None
+            if classifier is not None and len(real):
+                real_predicted = classifier.predict(real.tensor(), batch_size=cfg.batch_size).argmax(dim=1)
+                real_accuracy = float((real_predicted == level.index).float().mean())
+            if cache is not None:
+                cache[key] = (real, real_features, real_accuracy)
+        if real_accuracy is not None:
+            report.classifier_on_real[name] = real_accuracy
         values["real_images"] = len(real)
         values["cycle_level"] = {"l1": None, "psnr": None}
         if len(real):
@@ -508,15 +538,11 @@ def evaluate(
             values["predicted"] = {
                 n: c / len(predicted) for n, c in zip(classifier.names, counts, strict=True)
             }
-            if len(real):
-                real_predicted = classifier.predict(real.tensor(), batch_size=cfg.batch_size).argmax(dim=1)
-                report.classifier_on_real[name] = float((real_predicted == level.index).float().mean())
-        if feature is not None and len(real) >= 2 and len(sources) >= 2:
-            values["fid"] = metrics.frechet_distance(
-                real.tensor(), fake_tensor, feature, batch_size=cfg.batch_size
-            )
-            values["kid"], values["kid_std"] = metrics.kernel_distance(
-                real.tensor(), fake_tensor, feature, batch_size=cfg.batch_size
+        if feature is not None and real_features is not None and len(real) >= 2 and len(sources) >= 2:
+            fake_features = _features(feature, fake_tensor, cfg.batch_size)
+            values["fid"] = metrics.frechet_distance_of_features(real_features, fake_features)
+            values["kid"], values["kid_std"] = metrics.kernel_distance_of_features(
+                real_features, fake_features
             )
         elif feature is not None:
             values["fid"] = values["kid"] = None

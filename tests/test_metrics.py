@@ -164,3 +164,17 @@ def test_kid_of_a_set_with_itself_is_about_zero():
     assert abs(mean) < 0.1 * other
     with pytest.raises(ValueError):
         metrics.kernel_distance(images[:1], images, feature)
+
+
+def test_fast_fid_of_features_equals_torchmetrics():
+    generator = torch.Generator().manual_seed(3)
+    real = torch.randn(20, 64, generator=generator, dtype=torch.float64)
+    fake = torch.randn(12, 64, generator=generator, dtype=torch.float64) * 1.5 + 0.3
+    identity = metrics.feature_module(lambda features: features, 64)
+    reference = metrics.frechet_distance(real, fake, identity)
+    assert metrics.frechet_distance_of_features(real, fake) == pytest.approx(reference, rel=1e-4)
+    assert metrics.frechet_distance_of_features(real, real.clone()) == pytest.approx(0.0, abs=1e-6)
+    many = torch.randn(80, 8, generator=generator, dtype=torch.float64)  # more vectors than dimensions
+    assert metrics.frechet_distance_of_features(many, many + 1.0) == pytest.approx(8.0, rel=1e-3)
+    with pytest.raises(ValueError):
+        metrics.frechet_distance_of_features(real[:1], fake)
