@@ -285,3 +285,35 @@ def test_train_classifier_cli(tmp_path):
     assert summary["epochs"] == 1 and (run / "model.safetensors").is_file()
     result = CliRunner().invoke(app, ["train-classifier", str(root), "--out", str(run), "--balance", "bogus"])
     assert result.exit_code == 2
+
+
+class BoxSegmenter:
+    """Stand-in segmenter: the centre of the image is the car, or nothing at all."""
+
+    def __init__(self, empty: bool = False) -> None:
+        self.empty = empty
+
+    def probabilities_batch(self, images):
+        maps = []
+        for image in images:
+            probability = np.zeros(image.shape[:2], np.float32)
+            if not self.empty:
+                height, width = probability.shape
+                probability[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1.0
+            maps.append(probability)
+        return maps
+
+
+def test_classify_segments_the_car_first(trained, tmp_path):
+    from corrode.classify import Classifier, ClassifyConfig, classify
+
+    root, run, _ = trained
+    classifier = Classifier.load(run, device="cpu")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(photo)
+    seen = []
+    cfg = ClassifyConfig(inputs=(str(photo),))
+    results = classify(cfg, classifier=classifier, segmenter=BoxSegmenter(), on_result=seen.append)
+    assert len(results) == 1 and results[0].level in levels.NAMES and seen == results
+    failed = classify(cfg, classifier=classifier, segmenter=BoxSegmenter(empty=True))
+    assert failed[0].failed and "no car found" in failed[0].error
