@@ -37,10 +37,8 @@ from corrode.scrape import ScrapeConfig, scrape
 from corrode.scrape.manifest import MANIFEST, MANIFEST_COLUMNS, REJECTED
 
 runner = CliRunner()
-TIMEOUT = 0.5  # seconds; the slow route answers after SLOW
-
-
-SLOW = 2.0
+TIMEOUT = 0.5  # seconds: short, so the tests stay fast
+SLOW = 2.0  # the slow route answers after this, well past TIMEOUT
 
 
 def picture(seed: int, width: int, height: int) -> np.ndarray:
@@ -95,7 +93,6 @@ class Site:
         for seed in range(20):
             self.images[f"/many/{seed}.jpg"] = encode(picture(100 + seed, 160, 128), "JPEG", quality=85)
         self.images["/copy.jpg"] = self.images["/good.jpg"]
-        full = self.images["/good.png"]
         self.images["/truncated.jpg"] = self.images["/good.jpg"][: len(self.images["/good.jpg"]) * 6 // 10]
         self.dropped_body = encode(picture(9, 400, 300), "PNG")
         self.routes: dict[str, object] = {
@@ -132,7 +129,6 @@ class Site:
         self.requests: list[str] = []
         self.times: list[tuple[float, str]] = []
         self.flickr_calls: list[dict] = []
-        del full
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
