@@ -8,6 +8,7 @@ import corrode.cli.augment  # noqa: F401
 import corrode.cli.optimize_masks  # noqa: F401
 import corrode.cli.train_seg  # noqa: F401
 import corrode.cli.render  # noqa: F401
+import corrode.cli.demo  # noqa: F401
 import corrode.cli.label  # noqa: F401
 import corrode.cli.synth  # noqa: F401
 import corrode.cli.classify  # noqa: F401
