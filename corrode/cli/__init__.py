@@ -11,6 +11,7 @@ import corrode.cli.render  # noqa: F401
 import corrode.cli.demo  # noqa: F401
 import corrode.cli.label  # noqa: F401
 import corrode.cli.synth  # noqa: F401
+import corrode.cli.train_gan  # noqa: F401
 import corrode.cli.classify  # noqa: F401
 import corrode.cli.evaluate  # noqa: F401
 from corrode.cli.app import app

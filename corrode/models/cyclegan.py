@@ -1,0 +1,337 @@
+"""The multi-domain CycleGAN of the paper: ResNet generators, discriminators, and the sets holding them.
+
+Images inside these modules are `(B, 3, H, W)` floats in [-1, 1] (tanh range); H and W divisible by 4.
+Domain 0 of `levels` is the clean one; every other level is reached from it and mapped back to it.
+Generators live in an `nn.ModuleDict` keyed `"<source>_to_<target>"` (or one shared conditional
+generator), discriminators in an `nn.ModuleDict` keyed by level, so the number of levels is data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+GENERATORS = ("separate", "shared")
+DISCRIMINATORS = ("paper", "patch")
+
+
+@dataclass(frozen=True)
+class CycleGanConfig:
+    """Architecture of a multi-domain CycleGAN.
+
+    `generator="shared"` is one conditional generator for every translation (conditional instance
+    norm on the target level); `attention=True` makes each generator predict a corrosion layer and a
+    soft map of where it goes, keeping the input's pixels elsewhere.
+    """
+
+    levels: tuple[str, ...] = ("none", "mild", "moderate", "severe")
+    base_channels: int = 64
+    residual_blocks: int = 9
+    generator: str = "separate"
+    attention: bool = False
+    discriminator: str = "paper"
+    discriminator_channels: int = 64
+
+    def __post_init__(self) -> None:
+        from corrode.errors import ConfigError
+
+        if len(self.levels) < 2 or len(set(self.levels)) != len(self.levels):
+            raise ConfigError(f"levels must be two or more distinct names, got {list(self.levels)}")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ConfigError(
+                f"discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
+            )
+        if self.base_channels < 1 or self.discriminator_channels < 1 or self.residual_blocks < 0:
+            raise ConfigError("channel counts must be >= 1 and residual_blocks >= 0")
+
+    @property
+    def clean(self) -> str:
+        return self.levels[0]
+
+    @property
+    def rusty(self) -> tuple[str, ...]:
+        return self.levels[1:]
+
+    def mappings(self) -> list[tuple[str, str]]:
+        """(source, target) of every generator: clean -> each level, then each level -> clean."""
+        return [(self.clean, level) for level in self.rusty] + [(level, self.clean) for level in self.rusty]
+
+
+def mapping_key(source: str, target: str) -> str:
+    return f"{source}_to_{target}"
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """normal(0, 0.02) for convolutions (as the CycleGAN reference), biases 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, ConditionalInstanceNorm):
+            channels = layer.channels
+            nn.init.normal_(layer.style.weight[:, :channels], 1.0, std)
+            nn.init.zeros_(layer.style.weight[:, channels:])
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose scale and shift are looked up per sample from its condition (target level).
+
+    A condition concatenated as one-hot planes would be normalised away by the first instance norm;
+    modulating every norm layer keeps it alive through the whole network.
+    """
+
+    def __init__(self, channels: int, conditions: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.style = nn.Embedding(conditions, 2 * channels)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.style(condition).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return self.norm(x) * scale + shift
+
+
+class _Norm(nn.Module):
+    """Plain instance norm, or conditional instance norm when the generator is shared."""
+
+    def __init__(self, channels: int, conditions: int) -> None:
+        super().__init__()
+        self.conditional = conditions > 0
+        self.layer: nn.Module = (
+            ConditionalInstanceNorm(channels, conditions) if self.conditional else nn.InstanceNorm2d(channels)
+        )
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.layer(x, condition) if self.conditional else self.layer(x)
+
+
+class _ConvNormReLU(nn.Module):
+    def __init__(self, conv: nn.Module, channels: int, conditions: int, pad: int = 0) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(pad) if pad else nn.Identity()
+        self.conv = conv
+        self.norm = _Norm(channels, conditions)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(self.pad(x)), condition))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, conditions: int = 0) -> None:
+        super().__init__()
+        self.first = _ConvNormReLU(nn.Conv2d(channels, channels, 3), channels, conditions, pad=1)
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(channels, channels, 3)
+        self.norm = _Norm(channels, conditions)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.norm(self.conv(self.pad(self.first(x, condition))), condition)
+
+
+class ResnetGenerator(nn.Module):
+    """The CycleGAN ResNet generator: c7s1-C, d2C, d4C, R4C x blocks, u2C, uC, c7s1-3, tanh.
+
+    `conditions` > 0 swaps every instance norm for a conditional one (shared generator); `attention`
+    adds a fourth output channel, a sigmoid map `m`, and returns `m * layer + (1 - m) * input`.
+    With 64 base channels and 9 blocks (no conditions, no attention) it has 11,378,179 parameters.
+    """
+
+    def __init__(
+        self,
+        base_channels: int = 64,
+        residual_blocks: int = 9,
+        *,
+        conditions: int = 0,
+        attention: bool = False,
+    ) -> None:
+        super().__init__()
+        c = base_channels
+        self.attention = attention
+        self.stem = _ConvNormReLU(nn.Conv2d(3, c, 7), c, conditions, pad=3)
+        self.down = nn.ModuleList(
+            [
+                _ConvNormReLU(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), 2 * c, conditions),
+                _ConvNormReLU(nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1), 4 * c, conditions),
+            ]
+        )
+        self.blocks = nn.ModuleList([ResidualBlock(4 * c, conditions) for _ in range(residual_blocks)])
+        self.up = nn.ModuleList(
+            [
+                _ConvNormReLU(
+                    nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1),
+                    2 * c,
+                    conditions,
+                ),
+                _ConvNormReLU(
+                    nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1), c, conditions
+                ),
+            ]
+        )
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, 4 if attention else 3, 7))
+        init_weights(self)
+
+    def raw(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The last convolution's output before tanh / sigmoid: 3 channels, or 3 + 1 with attention."""
+        h = self.stem(x, condition)
+        for layer in [*self.down, *self.blocks, *self.up]:
+            h = layer(h, condition)
+        return self.head(h)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.raw(x, condition)
+        if not self.attention:
+            return torch.tanh(out)
+        mask = torch.sigmoid(out[:, 3:])
+        return mask * torch.tanh(out[:, :3]) + (1 - mask) * x
+
+    def attention_map(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """`(B, 1, H, W)` in [0, 1]: where an attention generator paints (for figures and tests)."""
+        if not self.attention:
+            raise ValueError("this generator has no attention map")
+        return torch.sigmoid(self.raw(x, condition)[:, 3:])
+
+
+def _discriminator_layers(channels: int, strides: tuple[int, ...]) -> nn.Sequential:
+    """4x4 convolutions: the first without norm, the middle ones with instance norm, the last to 1 map."""
+    layers: list[nn.Module] = [nn.Conv2d(3, channels, 4, stride=strides[0], padding=1), nn.LeakyReLU(0.2)]
+    width = channels
+    for stride in strides[1:-1]:
+        wider = min(width * 2, channels * 8)
+        layers += [
+            nn.Conv2d(width, wider, 4, stride=stride, padding=1),
+            nn.InstanceNorm2d(wider),
+            nn.LeakyReLU(0.2),
+        ]
+        width = wider
+    layers.append(nn.Conv2d(width, 1, 4, stride=strides[-1], padding=1))
+    return nn.Sequential(*layers)
+
+
+PAPER_STRIDES = (2, 2, 2, 2, 2)
+PATCH_STRIDES = (2, 2, 2, 1, 1)
+
+
+class Discriminator(nn.Module):
+    """Patch discriminator returning raw scores `(B, 1, h, w)`.
+
+    `kind="paper"`: a stride-2 conv, three stride-2 conv + instance-norm blocks, a final stride-2
+    conv (8x8 at 256 px). `kind="patch"`: the 70x70 PatchGAN, strides 2,2,2,1,1 (30x30 at 256 px).
+    """
+
+    def __init__(self, kind: str = "paper", channels: int = 64) -> None:
+        super().__init__()
+        strides = {"paper": PAPER_STRIDES, "patch": PATCH_STRIDES}[kind]
+        self.layers = _discriminator_layers(channels, strides)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class GeneratorSet(nn.Module):
+    """Every translation of the model: six separate generators, or one shared conditional one."""
+
+    def __init__(self, config: CycleGanConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.translators = nn.ModuleDict()
+        self.shared: ResnetGenerator | None = None
+        if config.generator == "shared":
+            self.shared = ResnetGenerator(
+                config.base_channels,
+                config.residual_blocks,
+                conditions=len(config.levels),
+                attention=config.attention,
+            )
+        else:
+            for source, target in config.mappings():
+                self.translators[mapping_key(source, target)] = ResnetGenerator(
+                    config.base_channels, config.residual_blocks, attention=config.attention
+                )
+
+    def translate(self, images: torch.Tensor, source: str, target: str) -> torch.Tensor:
+        return self.translate_many([(images, source, target)])[0]
+
+    def translate_many(self, jobs: list[tuple[torch.Tensor, str, str]]) -> list[torch.Tensor]:
+        """Run several (images, source, target) translations; the shared generator does them in one batch."""
+        for _, source, target in jobs:
+            if (source, target) not in self.config.mappings():
+                raise KeyError(f"no generator maps {source} to {target}")
+        if self.shared is None:
+            return [self.translators[mapping_key(s, t)](images) for images, s, t in jobs]
+        batch = torch.cat([images for images, _, _ in jobs])
+        condition = torch.cat(
+            [
+                torch.full(
+                    (len(images),), self.config.levels.index(t), dtype=torch.long, device=images.device
+                )
+                for images, _, t in jobs
+            ]
+        )
+        return list(self.shared(batch, condition).split([len(images) for images, _, _ in jobs]))
+
+    def forward(
+        self, clean: torch.Tensor, rusty: dict[str, torch.Tensor], identity: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The images one training step needs, for clean batch `a` and a batch `x[L]` per rusty level L.
+
+        Keys: `fake_L` = G[A->L](a), `back_L` = G[L->A](x[L]), `rec_clean_L` = G[L->A](fake_L),
+        `rec_L` = G[A->L](back_L); with `identity`, `same_L` = G[A->L](x[L]) and `same_clean_L` =
+        G[L->A](a).
+        """
+        a, levels = self.config.clean, list(rusty)
+        first = [(clean, a, level) for level in levels] + [(rusty[level], level, a) for level in levels]
+        if identity:
+            first += [(rusty[level], a, level) for level in levels] + [(clean, level, a) for level in levels]
+        outputs = self.translate_many(first)
+        fakes = dict(zip(levels, outputs[: len(levels)], strict=True))
+        backs = dict(zip(levels, outputs[len(levels) : 2 * len(levels)], strict=True))
+        second = [(fakes[level], level, a) for level in levels] + [
+            (backs[level], a, level) for level in levels
+        ]
+        recs = self.translate_many(second)
+        result: dict[str, torch.Tensor] = {}
+        for i, level in enumerate(levels):
+            result[f"fake_{level}"] = fakes[level]
+            result[f"back_{level}"] = backs[level]
+            result[f"rec_clean_{level}"] = recs[i]
+            result[f"rec_{level}"] = recs[len(levels) + i]
+            if identity:
+                result[f"same_{level}"] = outputs[2 * len(levels) + i]
+                result[f"same_clean_{level}"] = outputs[3 * len(levels) + i]
+        return result
+
+
+class DiscriminatorSet(nn.Module):
+    """One discriminator per level, keyed by level name."""
+
+    def __init__(self, config: CycleGanConfig) -> None:
+        super().__init__()
+        self.judges = nn.ModuleDict(
+            {
+                level: Discriminator(config.discriminator, config.discriminator_channels)
+                for level in config.levels
+            }
+        )
+
+    def forward(self, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {level: self.judges[level](batch) for level, batch in images.items()}
+
+
+class MultiDomainCycleGAN(nn.Module):
+    """Generators and discriminators of the paper's multi-domain CycleGAN (figure 2)."""
+
+    def __init__(self, config: CycleGanConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generators = GeneratorSet(config)
+        self.discriminators = DiscriminatorSet(config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

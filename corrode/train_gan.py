@@ -1,0 +1,686 @@
+"""`corrode train-gan`: train the multi-domain CycleGAN of the paper on level folders of masked cars.
+
+One step draws one batch per level (each level reshuffled on its own; an epoch is one pass over the
+largest), translates clean -> every level and back, and updates the six generators, then the four
+discriminators, as DESIGN.md describes. The run folder gets config.json, metrics.csv, loss curves
+laid out like the paper's figures 9-11, a sample grid per epoch, model.safetensors (generators only,
+kind "gan", enough to rebuild them) and state.pt for an exact `--resume`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from corrode import levels as levels_module
+from corrode.config import require, save_config, to_dict
+from corrode.errors import ConfigError, FileError, UsageError
+from corrode.runs import CONFIG, METRICS, STATE, WEIGHTS
+
+Progress = Callable[[int, int, dict[str, float]], None]
+
+SAMPLES_DIR = "samples"
+FIGURE_FILES = ("generator_loss.png", "cycle_loss.png", "discriminator_loss.png")
+
+
+@dataclass(frozen=True)
+class TrainGanConfig:
+    """Options of one training run; the defaults are the paper's setup (preset `paper`).
+
+    `identity_weight` is relative to lambda (the reference's 0.5 means 0.5 * lambda).
+    `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
+    the last `decay_epochs` epochs. `diffaugment`: comma-separated subset of color,translation,cutout.
+    """
+
+    data: Path
+    out: Path = Path("runs/gan")
+    masks: Path | None = None
+    image_size: int = 256
+    batch_size: int = 1
+    epochs: int = 200
+    decay_epochs: int = 100
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    base_channels: int = 64
+    residual_blocks: int = 9
+    generator: str = "separate"
+    attention: bool = False
+    discriminator: str = "paper"
+    discriminator_channels: int = 64
+    gan_loss: str = "lsgan"
+    cycle_weight: float = 10.0
+    cycle_schedule: str = "constant"
+    cycle_weight_final: float | None = None
+    identity_weight: float = 0.0
+    pool_size: int = 50
+    diffaugment: str = ""
+    flip: bool = True
+    samples: int = 4
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        from corrode.diffaugment import parse_policy
+        from corrode.losses import GAN_LOSSES, SCHEDULES
+        from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS
+
+        require(
+            self.image_size >= 32 and self.image_size % 4 == 0,
+            f"image_size must be a multiple of 4 (the generator halves it twice) and >= 32 (the "
+            f"discriminators' instance norms need 2x2 maps), got {self.image_size}",
+        )
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(
+            0 <= self.decay_epochs <= self.epochs,
+            f"decay_epochs must be between 0 and epochs ({self.epochs}), got {self.decay_epochs}",
+        )
+        require(self.learning_rate > 0, "learning_rate must be > 0")
+        require(self.generator in GENERATORS, f"generator must be one of {', '.join(GENERATORS)}")
+        require(
+            self.discriminator in DISCRIMINATORS, f"discriminator must be one of {', '.join(DISCRIMINATORS)}"
+        )
+        require(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {', '.join(GAN_LOSSES)}")
+        require(self.cycle_schedule in SCHEDULES, f"cycle_schedule must be one of {', '.join(SCHEDULES)}")
+        require(self.cycle_weight >= 0 and self.identity_weight >= 0, "loss weights must be >= 0")
+        require(
+            self.cycle_schedule == "constant" or self.cycle_weight_final is not None,
+            f"cycle_schedule {self.cycle_schedule!r} needs cycle_weight_final",
+        )
+        require(self.pool_size >= 0, "pool_size must be >= 0")
+        require(self.samples >= 0 and self.checkpoint_every >= 0, "samples and checkpoint_every must be >= 0")
+        require(
+            self.base_channels >= 1 and self.residual_blocks >= 0 and self.discriminator_channels >= 1,
+            "base_channels and discriminator_channels must be >= 1, residual_blocks >= 0",
+        )
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def model_config(self):  # -> CycleGanConfig
+        from corrode.models.cyclegan import CycleGanConfig
+
+        return CycleGanConfig(
+            levels=levels_module.NAMES,
+            base_channels=self.base_channels,
+            residual_blocks=self.residual_blocks,
+            generator=self.generator,
+            attention=self.attention,
+            discriminator=self.discriminator,
+            discriminator_channels=self.discriminator_channels,
+        )
+
+
+# Overrides on top of the paper defaults. `recommended` is what the 64 px synthetic-car study found
+# keeps each car's shape and paint colour while the rust grows from mild to severe (see README).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "recommended": {"attention": True, "identity_weight": 0.5},
+}
+
+
+def with_preset(config: TrainGanConfig, name: str) -> TrainGanConfig:
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+    return replace(config, **PRESETS[name])
+
+
+# Options that may change between a run and its resumption; everything else must match.
+_RESUMABLE = {
+    "epochs",
+    "decay_epochs",
+    "device",
+    "precision",
+    "compile",
+    "resume",
+    "checkpoint_every",
+    "data",
+    "masks",
+    "out",
+    "samples",
+}
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class DomainSampler:
+    """Endless batches of indices into one level: each pass a fresh shuffle from its own generator.
+
+    Under DDP every rank draws the same global batch of `batch * world` indices and keeps its slice,
+    so ranks see different images and stay in step.
+    """
+
+    def __init__(self, size: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.batch, self.rank, self.world = size, batch, rank, world
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order: list[int] = []
+        self.position = 0
+
+    def next(self) -> list[int]:
+        wanted = self.batch * self.world
+        chosen: list[int] = []
+        while len(chosen) < wanted:
+            if self.position >= len(self.order):
+                self.order = torch.randperm(self.size, generator=self.generator).tolist()
+                self.position = 0
+            take = min(wanted - len(chosen), len(self.order) - self.position)
+            chosen += self.order[self.position : self.position + take]
+            self.position += take
+        return chosen[self.rank * self.batch : (self.rank + 1) * self.batch]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": list(self.order), "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = [int(i) for i in state["order"]]
+        self.position = int(state["position"])
+
+
+def masks_root_for(data: Path, masks: Path | None) -> Path | None:
+    """The masks folder: the one given, else `DATA/masks/` or `DATA_masks/` when present, else none."""
+    if masks is not None:
+        if not masks.is_dir():
+            raise UsageError(f"{masks}: no such masks folder")
+        return masks
+    for candidate in (data / "masks", data.parent / f"{data.name}_masks"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def load_levels(
+    data: Path, size: int, masks: Path | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, list[Path]]]:
+    """Every image of every level, masked and resized, as `(N, 3, S, S)` uint8 tensors per level.
+
+    Reading everything first names every unreadable image before any training time is spent.
+    """
+    from corrode.datasets import DatasetError, ImageListDataset, find_levels
+
+    found = find_levels(data)
+    masks_root = masks_root_for(data, masks)
+    tensors: dict[str, torch.Tensor] = {}
+    problems: list[str] = []
+    for level, paths in found.items():
+        if level not in levels_module.NAMES:
+            continue
+        dataset = ImageListDataset(paths, size, masks_root=masks_root)
+        images = []
+        for index in range(len(dataset)):
+            try:
+                images.append((dataset[index] * 255).round().to(torch.uint8))
+            except FileError as exc:
+                problems.append(str(exc))
+        if images:
+            tensors[level] = torch.stack(images)
+    if problems:
+        more = "\n".join(f"  {line}" for line in problems)
+        raise DatasetError(f"{data}: {len(problems)} unreadable image(s):\n{more}")
+    for level in levels_module.NAMES:
+        if level not in tensors:
+            raise DatasetError(f"{data / level}: no readable images")
+    return tensors, found
+
+
+# ------------------------------------------------------------------------------------------ trainer
+
+
+class GanTrainer:
+    """The model, its optimizers, pools and samplers, and one training step. Owns no files."""
+
+    def __init__(self, config: TrainGanConfig, images: dict[str, torch.Tensor], context) -> None:
+        from corrode.device import grad_scaler, prepare, resolve_precision
+        from corrode.diffaugment import parse_policy
+        from corrode.image_pool import ImagePool
+        from corrode.models.cyclegan import MultiDomainCycleGAN
+
+        self.config = config
+        self.context = context
+        self.device = context.device
+        self.dtype = resolve_precision(config.precision, self.device)
+        self.model_config = config.model_config()
+        self.levels = self.model_config.levels
+        self.clean, self.rusty = self.model_config.clean, self.model_config.rusty
+        self.images = images
+        self.policy = parse_policy(config.diffaugment)
+
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        self.model = prepare(MultiDomainCycleGAN(self.model_config), self.device)
+        self.generators = self.model.generators
+        self.discriminators = self.model.discriminators
+        self.generator_pass: torch.nn.Module = self.generators
+        self.discriminator_pass: torch.nn.Module = self.discriminators
+        if context.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.generator_pass = DistributedDataParallel(self.generators, device_ids=ids)
+            self.discriminator_pass = DistributedDataParallel(self.discriminators, device_ids=ids)
+        if config.compile:
+            self.generator_pass = torch.compile(self.generator_pass)
+            self.discriminator_pass = torch.compile(self.discriminator_pass)
+
+        betas = (config.beta1, config.beta2)
+        self.optimizer_g = torch.optim.Adam(
+            self.generators.parameters(), lr=config.learning_rate, betas=betas
+        )
+        self.optimizer_d = torch.optim.Adam(
+            self.discriminators.parameters(), lr=config.learning_rate, betas=betas
+        )
+        self.scaler_g = grad_scaler(self.device, self.dtype)
+        self.scaler_d = grad_scaler(self.device, self.dtype)
+
+        rank, world = context.rank, context.world_size
+        self.pools = {
+            level: ImagePool(config.pool_size, seed=config.seed * 7919 + 101 * rank + i)
+            for i, level in enumerate(self.levels)
+        }
+        self.samplers = {
+            level: DomainSampler(len(images[level]), config.batch_size, config.seed + 31 * i, rank, world)
+            for i, level in enumerate(self.levels)
+        }
+        largest = max(len(images[level]) for level in self.levels)
+        self.steps_per_epoch = math.ceil(largest / (config.batch_size * world))
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.step = 0
+        torch.manual_seed(config.seed + 1 + rank)  # flips and DiffAugment differ between ranks
+
+    # --- schedule
+    def learning_rate(self, step: int) -> float:
+        from corrode.losses import learning_rate_factor
+
+        decay = self.steps_per_epoch * self.config.decay_epochs
+        return self.config.learning_rate * learning_rate_factor(step, self.total_steps, decay)
+
+    def cycle_weight(self, step: int) -> float:
+        from corrode.losses import cycle_weight
+
+        c = self.config
+        return cycle_weight(
+            step, self.total_steps, start=c.cycle_weight, end=c.cycle_weight_final, schedule=c.cycle_schedule
+        )
+
+    # --- data
+    def _batch(self, level: str) -> torch.Tensor:
+        from corrode.device import to_device
+
+        indices = self.samplers[level].next()
+        batch = self.images[level][indices].float() / 127.5 - 1.0
+        if self.config.flip:
+            flips = torch.rand(len(indices)) < 0.5
+            batch[flips] = batch[flips].flip(-1)
+        return to_device(batch, self.device)
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        from corrode.diffaugment import diff_augment
+
+        return diff_augment(images, self.policy) if self.policy else images
+
+    def _autocast(self):
+        from corrode.device import autocast
+
+        return autocast(self.device, self.dtype)
+
+    # --- the step
+    def train_step(self) -> dict[str, float]:
+        from corrode.losses import adversarial_loss, cycle_loss, identity_loss
+        from corrode.models.cyclegan import mapping_key
+
+        c, clean, rusty = self.config, self.clean, self.rusty
+        a = self._batch(clean)
+        x = {level: self._batch(level) for level in rusty}
+        lam = self.cycle_weight(self.step)
+        lr = self.learning_rate(self.step)
+        for optimizer in (self.optimizer_g, self.optimizer_d):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        use_identity = c.identity_weight > 0
+        losses: dict[str, torch.Tensor] = {}
+
+        # Generators: the discriminators are judges only, so they are called unwrapped (no DDP sync).
+        self.discriminators.requires_grad_(False)
+        with self._autocast():
+            out = self.generator_pass(a, x, use_identity)
+            judged = self.discriminators(
+                {
+                    **{level: self._augment(out[f"fake_{level}"]) for level in rusty},
+                    clean: self._augment(torch.cat([out[f"back_{level}"] for level in rusty])),
+                }
+            )
+        back_scores = judged[clean].split(len(a))
+        total_g = torch.zeros((), device=self.device)
+        for i, level in enumerate(rusty):
+            forward = adversarial_loss(judged[level], True, c.gan_loss)
+            backward = adversarial_loss(back_scores[i], True, c.gan_loss)
+            cycle_clean = cycle_loss(out[f"rec_clean_{level}"], a)
+            cycle_level = cycle_loss(out[f"rec_{level}"], x[level])
+            losses[f"gen_{mapping_key(clean, level)}"] = forward
+            losses[f"gen_{mapping_key(level, clean)}"] = backward
+            losses[f"cycle_{clean}_{level}_{clean}"] = cycle_clean
+            losses[f"cycle_{level}_{clean}_{level}"] = cycle_level
+            total_g = total_g + forward + backward + lam * (cycle_clean + cycle_level)
+            if use_identity:
+                same = identity_loss(out[f"same_{level}"], x[level])
+                same_clean = identity_loss(out[f"same_clean_{level}"], a)
+                losses[f"identity_{mapping_key(clean, level)}"] = same
+                losses[f"identity_{mapping_key(level, clean)}"] = same_clean
+                total_g = total_g + c.identity_weight * lam * (same + same_clean)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(total_g).backward()
+        self.scaler_g.step(self.optimizer_g)
+        self.scaler_g.update()
+        losses["gen_total"] = total_g.detach()
+
+        # Discriminators: real vs pooled fakes; D_clean sees the three back-translations, each weighted
+        # 1/3, so it is trained as hard as the others.
+        self.discriminators.requires_grad_(True)
+        pooled = {level: self.pools[level].query(out[f"fake_{level}"].detach()) for level in rusty}
+        pooled_back = [self.pools[clean].query(out[f"back_{level}"].detach()) for level in rusty]
+        with self._autocast():
+            inputs = {
+                level: self._augment(torch.cat([x[level], pooled[level].to(x[level].dtype)]))
+                for level in rusty
+            }
+            inputs[clean] = self._augment(torch.cat([a, *[b.to(a.dtype) for b in pooled_back]]))
+            scores = self.discriminator_pass(inputs)
+        total_d = torch.zeros((), device=self.device)
+        for level in self.levels:
+            real, *fakes = scores[level].split(len(a))
+            fake_loss = sum(adversarial_loss(f, False, c.gan_loss) for f in fakes) / len(fakes)
+            loss = 0.5 * (adversarial_loss(real, True, c.gan_loss) + fake_loss)
+            losses[f"disc_{level}"] = loss
+            total_d = total_d + loss
+        self.optimizer_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(total_d).backward()
+        self.scaler_d.step(self.optimizer_d)
+        self.scaler_d.update()
+        losses["disc_total"] = total_d.detach()
+
+        self.step += 1
+        from corrode.distributed import all_reduce_mean
+
+        values = {
+            name: float(all_reduce_mean(value.detach().float(), self.context))
+            for name, value in losses.items()
+        }
+        values["lambda"] = lam
+        values["lr"] = lr
+        return values
+
+    # --- samples
+    @torch.no_grad()
+    def sample_rows(self, clean_images: torch.Tensor) -> list[list[Any]]:
+        """Per clean image: input, its translation to each level, and each cycle back (uint8 HWC)."""
+        from corrode.images import to_array
+
+        generators = self.generators
+        a = clean_images.to(self.device).float() / 127.5 - 1.0
+        rows: list[list[Any]] = [[to_array((image + 1) / 2)] for image in a.cpu()]
+        with self._autocast():
+            fakes = {level: generators.translate(a, self.clean, level).float() for level in self.rusty}
+            cycles = {
+                level: generators.translate(fakes[level], level, self.clean).float() for level in self.rusty
+            }
+        for group in (fakes, cycles):
+            for level in self.rusty:
+                for row, image in zip(rows, group[level].cpu(), strict=True):
+                    row.append(to_array(((image + 1) / 2).clamp(0, 1)))
+        return rows
+
+    # --- state for resume
+    def _rank_state(self) -> dict[str, Any]:
+        from corrode.checkpoint import rng_state
+
+        return {"pools": {k: p.state_dict() for k, p in self.pools.items()}, "rng": rng_state()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs; call on every rank (gathers per-rank pools and RNG)."""
+        rank_state = self._rank_state()
+        ranks = [rank_state]
+        if self.context.enabled:
+            import torch.distributed as dist
+
+            # Tensors go through torch.save bytes: gather_object's own pickling of storages is not reliable.
+            buffer = io.BytesIO()
+            torch.save(rank_state, buffer)
+            gathered: list[Any] | None = [None] * self.context.world_size if self.context.is_main else None
+            dist.gather_object(buffer.getvalue(), gathered, dst=0)
+            ranks = [torch.load(io.BytesIO(blob), weights_only=True) for blob in gathered or []]
+        return {
+            "step": self.step,
+            "generators": self.generators.state_dict(),
+            "discriminators": self.discriminators.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
+            "ranks": ranks,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        from corrode.checkpoint import CheckpointError, load_weights, set_rng_state
+
+        try:
+            load_weights(self.generators, state["generators"], path)
+            load_weights(self.discriminators, state["discriminators"], path)
+            self.optimizer_g.load_state_dict(state["optimizer_g"])
+            self.optimizer_d.load_state_dict(state["optimizer_d"])
+            self.scaler_g.load_state_dict(state["scaler_g"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
+            for level, sampler in self.samplers.items():
+                sampler.load_state_dict(state["samplers"][level])
+            ranks = state["ranks"]
+            mine = ranks[self.context.rank % len(ranks)]
+            for level, pool in self.pools.items():
+                pool.load_state_dict(mine["pools"][level], self.device)
+            set_rng_state(mine["rng"])
+            self.step = int(state["step"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(
+                path, f"training state is incomplete or from another version ({exc})"
+            ) from exc
+
+
+# --------------------------------------------------------------------------------------- run folder
+
+
+def gan_model_metadata(trainer: GanTrainer) -> dict[str, Any]:
+    return {
+        "model": to_dict(trainer.model_config),
+        "image_size": trainer.config.image_size,
+        "step": trainer.step,
+        "epoch": trainer.step // trainer.steps_per_epoch,
+    }
+
+
+def write_loss_figures(out: Path, levels: tuple[str, ...], smooth: int = 25) -> list[Path]:
+    """Figures 9, 10, 11 of the paper from metrics.csv: generator, cycle and discriminator losses."""
+    from corrode.plots import plot_panels
+    from corrode.runs import MetricsLog
+
+    rows = MetricsLog(out / METRICS).rows()
+    if not rows:
+        return []
+    steps = [float(r["step"]) for r in rows]
+    clean, rusty = levels[0], levels[1:]
+
+    def series(column: str) -> tuple[list[float], list[float]]:
+        pairs = [
+            (s, float(r[column])) for s, r in zip(steps, rows, strict=True) if r.get(column) not in (None, "")
+        ]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    window = max(1, min(smooth, len(rows) // 5))
+    mapping_order = [(clean, level) for level in rusty] + [(level, clean) for level in rusty]
+    generator = {f"{s} -> {t}": {"adversarial": series(f"gen_{s}_to_{t}")} for s, t in mapping_order}
+    if f"identity_{clean}_to_{rusty[0]}" in rows[0]:
+        for s, t in mapping_order:
+            generator[f"{s} -> {t}"]["identity"] = series(f"identity_{s}_to_{t}")
+    cycle_order = [(clean, level, clean) for level in rusty] + [(level, clean, level) for level in rusty]
+    cycle = {" -> ".join(c): {"L1": series("cycle_" + "_".join(c))} for c in cycle_order}
+    discriminator = {f"D {level}": {"loss": series(f"disc_{level}")} for level in levels}
+    return [
+        plot_panels(
+            generator, out / FIGURE_FILES[0], title="Generator loss vs. steps (paper fig. 9)", smooth=window
+        ),
+        plot_panels(
+            cycle,
+            out / FIGURE_FILES[1],
+            title="Cycle-consistency loss vs. steps (paper fig. 10)",
+            smooth=window,
+        ),
+        plot_panels(
+            discriminator,
+            out / FIGURE_FILES[2],
+            title="Discriminator loss vs. steps (paper fig. 11)",
+            smooth=window,
+        ),
+    ]
+
+
+@contextlib.contextmanager
+def _interrupt_flag() -> Iterator[dict[str, bool]]:
+    """SIGINT sets a flag the loop checks between steps, so a checkpoint is never taken mid-step."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_resumable(config: TrainGanConfig, out: Path) -> None:
+    saved_path = out / CONFIG
+    if not saved_path.exists():
+        raise UsageError(f"{out}: cannot resume, no {CONFIG} (is this a train-gan run folder?)")
+    import json
+
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    current = to_dict(config)
+    changed = sorted(k for k in current if k not in _RESUMABLE and saved.get(k) != current[k])
+    if changed:
+        raise ConfigError(f"{out}: cannot resume with changed option(s) {', '.join(changed)}")
+
+
+def train_gan(config: TrainGanConfig, progress: Progress | None = None) -> Path:
+    """Train (or resume) a run; returns the run folder. Raises KeyboardInterrupt after checkpointing."""
+    from corrode import distributed
+    from corrode.checkpoint import load_state, save_model, save_state
+    from corrode.grids import write_contact_sheet
+    from corrode.runs import MetricsLog
+
+    out = Path(config.out)
+    data = Path(config.data)
+    if config.resume:
+        _check_resumable(config, out)
+    elif (out / STATE).exists() or (out / METRICS).exists():
+        raise UsageError(
+            f"{out}: already holds a training run; resume it with --resume or pick another --out"
+        )
+
+    context = distributed.setup(config.device)
+    try:
+        images, _ = load_levels(data, config.image_size, config.masks)
+        trainer = GanTrainer(config, images, context)
+        if config.resume and (out / STATE).exists():
+            trainer.load_state_dict(load_state(out / STATE), out / STATE)
+        main = context.is_main
+        log = MetricsLog(out / METRICS)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(replace(config, resume=False), out / CONFIG)
+            if config.resume:
+                log.truncate_after("step", trainer.step)
+        sample_images = images[trainer.clean][: config.samples]
+
+        def checkpoint() -> None:
+            state = trainer.state_dict()  # every rank takes part (gathers per-rank pools and RNG)
+            if main:
+                save_state(out / STATE, state)
+                save_model(out / WEIGHTS, trainer.generators, kind="gan", config=gan_model_metadata(trainer))
+
+        def end_of_epoch(epoch: int) -> None:
+            if main and len(sample_images):
+                labels = [
+                    f"{trainer.clean} (input)",
+                    *trainer.rusty,
+                    *[f"{lv} -> {trainer.clean}" for lv in trainer.rusty],
+                ]
+                write_contact_sheet(
+                    out / SAMPLES_DIR / f"epoch_{epoch:03d}.png",
+                    trainer.sample_rows(sample_images),
+                    column_labels=labels,
+                    cell=max(config.image_size, 112),
+                )
+            if main:
+                write_loss_figures(out, trainer.levels)
+            checkpoint()
+
+        with _interrupt_flag() as flag:
+            whole = True  # False while a step is half done: a checkpoint then would be inconsistent
+            try:
+                started = time.perf_counter()
+                while trainer.step < trainer.total_steps:
+                    whole = False
+                    values = trainer.train_step()
+                    whole = True
+                    step, epoch = trainer.step, (trainer.step - 1) // trainer.steps_per_epoch + 1
+                    if main:
+                        log.append(
+                            {"step": step, "epoch": epoch, **values, "seconds": time.perf_counter() - started}
+                        )
+                    if progress is not None:
+                        progress(step, trainer.total_steps, values)
+                    if step % trainer.steps_per_epoch == 0:
+                        end_of_epoch(epoch)
+                    elif config.checkpoint_every and step % config.checkpoint_every == 0:
+                        checkpoint()
+                    if flag["stop"]:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                # Between steps (flag, progress callback) the state is whole: keep it. A second Ctrl-C
+                # inside a step leaves the last checkpoint as it was.
+                if whole:
+                    checkpoint()
+                raise
+        distributed.barrier(context)
+        return out
+    finally:
+        distributed.teardown(context)
+
+
+def load_run_config(run: Path) -> TrainGanConfig:
+    from corrode.config import load_config
+
+    return load_config(TrainGanConfig, Path(run) / CONFIG)
+
+
+__all__ = ["PRESETS", "TrainGanConfig", "load_run_config", "train_gan", "with_preset"]

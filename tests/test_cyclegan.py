@@ -1,0 +1,142 @@
+"""corrode.models.cyclegan: the paper's generator and discriminators, attention and shared options."""
+
+import pytest
+import torch
+
+from corrode.errors import ConfigError
+from corrode.models.cyclegan import (
+    ConditionalInstanceNorm,
+    CycleGanConfig,
+    Discriminator,
+    GeneratorSet,
+    MultiDomainCycleGAN,
+    ResnetGenerator,
+    count_parameters,
+)
+
+TINY = {"base_channels": 4, "residual_blocks": 1, "discriminator_channels": 4}
+
+
+def test_paper_generator_has_the_reference_parameter_count() -> None:
+    assert count_parameters(ResnetGenerator(64, 9)) == 11_378_179
+
+
+def test_generator_keeps_shape_and_tanh_range() -> None:
+    torch.manual_seed(0)
+    generator = ResnetGenerator(4, 2)
+    out = generator(torch.rand(2, 3, 32, 48) * 2 - 1)
+    assert out.shape == (2, 3, 32, 48)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "side"), [("paper", 256, 8), ("patch", 256, 30), ("paper", 64, 2), ("patch", 64, 6)]
+)
+def test_discriminator_output_shapes(kind: str, size: int, side: int) -> None:
+    scores = Discriminator(kind, channels=4)(torch.zeros(2, 3, size, size))
+    assert scores.shape == (2, 1, side, side)
+
+
+def test_discriminator_layout_matches_the_paper() -> None:
+    convs = [m for m in Discriminator("paper", 8).modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in Discriminator("paper", 8).modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 2, 2]
+    assert len(norms) == 3 and convs[-1].out_channels == 1
+
+
+def test_init_is_normal_002() -> None:
+    torch.manual_seed(0)
+    weights = torch.cat(
+        [m.weight.flatten() for m in ResnetGenerator(16, 2).modules() if isinstance(m, torch.nn.Conv2d)]
+    )
+    assert abs(weights.mean().item()) < 0.002
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_attention_output_keeps_input_where_the_map_is_zero() -> None:
+    generator = ResnetGenerator(4, 1, attention=True)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    head = generator.head[1]
+    with torch.no_grad():
+        head.bias[3] = -100.0  # attention map ~ 0: nothing painted
+    assert torch.allclose(generator(x), x, atol=1e-6)
+    with torch.no_grad():
+        head.bias[3] = 100.0  # attention map ~ 1: all painted
+        layer = torch.tanh(generator.raw(x)[:, :3])
+    assert torch.allclose(generator(x), layer, atol=1e-5)
+    assert generator.attention_map(x).shape == (1, 1, 16, 16)
+
+
+def test_conditional_instance_norm_known_answer() -> None:
+    norm = ConditionalInstanceNorm(2, conditions=3)
+    with torch.no_grad():
+        norm.style.weight.copy_(
+            torch.tensor([[1.0, 1.0, 0.0, 0.0], [2.0, 3.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0]])
+        )
+    x = torch.randn(2, 2, 5, 5)
+    plain = torch.nn.functional.instance_norm(x)
+    out = norm(x, torch.tensor([1, 2]))
+    assert torch.allclose(out[0, 0], plain[0, 0] * 2 + 0.5, atol=1e-5)
+    assert torch.allclose(out[0, 1], plain[0, 1] * 3 - 1, atol=1e-5)
+    assert torch.allclose(out[1], torch.zeros_like(out[1]))
+
+
+def test_shared_generator_is_conditioned_and_about_six_times_smaller() -> None:
+    separate = GeneratorSet(CycleGanConfig(base_channels=16, residual_blocks=3))
+    shared = GeneratorSet(CycleGanConfig(base_channels=16, residual_blocks=3, generator="shared"))
+    assert 5.5 < count_parameters(separate) / count_parameters(shared) < 6.1
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for module in shared.modules():  # random styles so the levels differ from the start
+            if isinstance(module, ConditionalInstanceNorm):
+                module.style.weight.normal_(1.0, 0.5)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    mild, severe = shared.translate(x, "none", "mild"), shared.translate(x, "none", "severe")
+    assert not torch.allclose(mild, severe)
+    # One batched call equals separate calls (instance norm is per sample).
+    batched = shared.translate_many([(x, "none", "mild"), (x, "none", "severe")])
+    assert torch.allclose(batched[0], mild, atol=1e-5) and torch.allclose(batched[1], severe, atol=1e-5)
+
+
+def test_model_is_keyed_by_level_and_mapping() -> None:
+    model = MultiDomainCycleGAN(CycleGanConfig(**TINY))
+    assert list(model.discriminators.judges) == ["none", "mild", "moderate", "severe"]
+    assert sorted(model.generators.translators) == sorted(
+        [
+            "none_to_mild",
+            "none_to_moderate",
+            "none_to_severe",
+            "mild_to_none",
+            "moderate_to_none",
+            "severe_to_none",
+        ]
+    )
+    three = MultiDomainCycleGAN(CycleGanConfig(levels=("clean", "rusty", "gone"), **TINY))
+    assert len(three.generators.translators) == 4 and len(three.discriminators.judges) == 3
+    with pytest.raises(KeyError):
+        three.generators.translate(torch.zeros(1, 3, 8, 8), "rusty", "gone")
+
+
+@pytest.mark.parametrize("kind", ["separate", "shared"])
+def test_generator_set_forward_gives_every_image_of_a_step(kind: str) -> None:
+    config = CycleGanConfig(generator=kind, **TINY)
+    generators = GeneratorSet(config)
+    a = torch.rand(2, 3, 16, 16) * 2 - 1
+    x = {level: torch.rand(2, 3, 16, 16) * 2 - 1 for level in config.rusty}
+    out = generators(a, x, identity=True)
+    assert len(out) == 6 * 3
+    assert torch.allclose(out["fake_mild"], generators.translate(a, "none", "mild"), atol=1e-5)
+    assert torch.allclose(
+        out["rec_clean_mild"], generators.translate(out["fake_mild"], "mild", "none"), atol=1e-5
+    )
+    assert torch.allclose(out["same_severe"], generators.translate(x["severe"], "none", "severe"), atol=1e-5)
+    assert all(v.shape == (2, 3, 16, 16) for v in out.values())
+
+
+def test_bad_model_configs() -> None:
+    with pytest.raises(ConfigError):
+        CycleGanConfig(generator="onehot")
+    with pytest.raises(ConfigError):
+        CycleGanConfig(discriminator="pixel")
+    with pytest.raises(ConfigError):
+        CycleGanConfig(levels=("none",))

@@ -1,0 +1,371 @@
+"""corrode.train_gan: data errors, one step, the run folder, exact resume, DDP with two gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from corrode.checkpoint import read_model
+from corrode.cli import app
+from corrode.datasets import DatasetError
+from corrode.distributed import DistContext
+from corrode.errors import ConfigError, UsageError
+from corrode.runs import MetricsLog
+from corrode.train_gan import DomainSampler, GanTrainer, TrainGanConfig, load_levels, train_gan, with_preset
+
+COUNTS = {"none": 5, "mild": 2, "moderate": 3, "severe": 2}
+CPU = DistContext(0, 1, 0, torch.device("cpu"))
+
+
+def make_levels(root: Path, counts: dict[str, int] = COUNTS, size: tuple[int, int] = (24, 28)) -> Path:
+    rng = np.random.default_rng(0)
+    for level, count in counts.items():
+        (root / level).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            image[:, :4] = 0  # black background strip, as optimize-masks writes
+            Image.fromarray(image).save(root / level / f"{level}_{i}.png")
+    return root
+
+
+def tiny(data: Path, out: Path, **changes) -> TrainGanConfig:
+    base = TrainGanConfig(
+        data=data,
+        out=out,
+        image_size=32,
+        epochs=2,
+        decay_epochs=1,
+        base_channels=4,
+        residual_blocks=1,
+        discriminator_channels=4,
+        pool_size=3,
+        samples=2,
+        device="cpu",
+        checkpoint_every=0,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: one thread avoids OpenMP spin overhead, and keeps runs bit-for-bit repeatable.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return make_levels(tmp_path / "levels")
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def test_presets_and_bad_configs(tmp_path: Path) -> None:
+    config = TrainGanConfig(data=tmp_path)
+    assert (config.epochs, config.batch_size, config.cycle_weight, config.pool_size) == (200, 1, 10.0, 50)
+    assert (config.learning_rate, config.beta1, config.gan_loss, config.discriminator) == (
+        2e-4,
+        0.5,
+        "lsgan",
+        "paper",
+    )
+    recommended = with_preset(config, "recommended")
+    assert recommended.attention and recommended.identity_weight > 0
+    with pytest.raises(UsageError):
+        with_preset(config, "fastest")
+    for bad in (
+        {"image_size": 30},
+        {"decay_epochs": 300},
+        {"diffaugment": "color,zoom"},
+        {"generator": "onehot"},
+        {"cycle_schedule": "linear"},
+        {"gan_loss": "hinge"},
+    ):
+        with pytest.raises(ConfigError):
+            replace(config, **bad)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def test_missing_and_empty_levels_are_named(tmp_path: Path) -> None:
+    root = make_levels(tmp_path / "a", {"none": 2, "mild": 1, "moderate": 1})
+    with pytest.raises(DatasetError, match="severe"):
+        load_levels(root, 16)
+    (root / "severe").mkdir()
+    with pytest.raises(DatasetError, match="holds no images"):
+        load_levels(root, 16)
+    with pytest.raises(DatasetError, match="no such folder"):
+        load_levels(tmp_path / "nowhere", 16)
+
+
+def test_unreadable_images_are_each_named(data: Path) -> None:
+    (data / "mild" / "broken.png").write_bytes(b"not a png at all")
+    (data / "severe" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(DatasetError) as info:
+        load_levels(data, 32)
+    assert (
+        "broken.png" in str(info.value)
+        and "empty.jpg" in str(info.value)
+        and "2 unreadable" in str(info.value)
+    )
+
+
+def test_masks_folder_is_applied_on_the_fly(data: Path) -> None:
+    masks = data / "masks"
+    for level in COUNTS:
+        (masks / level).mkdir(parents=True)
+        for path in (data / level).glob("*.png"):
+            mask = np.zeros((24, 28), np.uint8)
+            mask[:, 14:] = 255
+            Image.fromarray(mask).save(masks / level / path.name)
+    images, _ = load_levels(data, 32)
+    assert images["none"][:, :, :, :7].max() == 0 and images["none"][:, :, :, 9:].max() > 0
+    (masks / "mild" / "mild_0.png").unlink()
+    with pytest.raises(DatasetError, match="mild_0.png"):
+        load_levels(data, 32)
+
+
+def test_sampler_shuffles_each_pass_and_splits_ranks() -> None:
+    sampler = DomainSampler(5, 1, seed=0)
+    first = [sampler.next()[0] for _ in range(5)]
+    second = [sampler.next()[0] for _ in range(5)]
+    assert sorted(first) == sorted(second) == list(range(5))
+    ranks = [DomainSampler(6, 1, seed=3, rank=r, world=2) for r in range(2)]
+    drawn = [[s.next()[0] for _ in range(3)] for s in ranks]
+    assert sorted(drawn[0] + drawn[1]) == list(range(6))
+
+
+# --------------------------------------------------------------------------------------------- step
+
+
+def test_one_step_changes_every_network(data: Path, tmp_path: Path) -> None:
+    config = tiny(
+        data, tmp_path / "run", identity_weight=0.5, diffaugment="color,translation,cutout", attention=True
+    )
+    images, _ = load_levels(data, 32)
+    trainer = GanTrainer(config, images, CPU)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    losses = trainer.train_step()
+    after = trainer.model.state_dict()
+    for prefix in [
+        "generators.translators.none_to_mild",
+        "generators.translators.severe_to_none",
+        "discriminators.judges.none",
+        "discriminators.judges.moderate",
+    ]:
+        changed = [not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)]
+        assert any(changed), prefix
+    expected = {
+        "gen_none_to_mild",
+        "gen_mild_to_none",
+        "cycle_none_mild_none",
+        "cycle_mild_none_mild",
+        "identity_none_to_severe",
+        "disc_none",
+        "disc_severe",
+        "gen_total",
+        "disc_total",
+        "lambda",
+        "lr",
+    }
+    assert expected <= set(losses)
+    assert all(np.isfinite(v) for v in losses.values())
+    assert trainer.steps_per_epoch == 5 and trainer.total_steps == 10 and trainer.step == 1
+
+
+def test_discriminator_clean_is_not_trained_three_times_as_hard(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    trainer = GanTrainer(tiny(data, tmp_path / "run", pool_size=0), images, CPU)
+    losses = trainer.train_step()
+    # every discriminator loss is 0.5 * (real + mean of fakes): with scores near 0 at init, about 0.5
+    for level in ("none", "mild", "moderate", "severe"):
+        assert 0.2 < losses[f"disc_{level}"] < 1.0
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
+    out = train_gan(
+        tiny(
+            data,
+            tmp_path / "run",
+            generator="shared",
+            gan_loss="log",
+            cycle_schedule="linear",
+            cycle_weight_final=5.0,
+        )
+    )
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "metrics.csv",
+        "model.safetensors",
+        "state.pt",
+        "generator_loss.png",
+        "cycle_loss.png",
+        "discriminator_loss.png",
+        "samples",
+    } <= names
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    grid = np.asarray(Image.open(out / "samples" / "epoch_002.png"))
+    assert grid.shape[0] > 2 * 32 and grid.std() > 0
+    rows = MetricsLog(out / "metrics.csv").rows()
+    assert [int(r["step"]) for r in rows] == list(range(1, 11))
+    assert float(rows[0]["lambda"]) == 10.0 and float(rows[-1]["lambda"]) == 5.0
+    assert float(rows[-1]["lr"]) < float(rows[0]["lr"])
+    config, state = read_model(out / "model.safetensors", kind="gan")
+    assert config["image_size"] == 32 and config["model"]["generator"] == "shared"
+    assert json.loads((out / "config.json").read_text())["gan_loss"] == "log"
+    with pytest.raises(UsageError, match="resume"):
+        train_gan(tiny(data, tmp_path / "run"))
+
+
+def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> None:
+    options = {"identity_weight": 0.5, "diffaugment": "color,translation,cutout", "checkpoint_every": 3}
+    whole = train_gan(tiny(data, tmp_path / "whole", **options))
+
+    def interrupt(step: int, total: int, losses: dict) -> None:
+        if step == 4:  # mid-epoch, after a checkpoint at 3: the Ctrl-C path writes step 4
+            raise KeyboardInterrupt
+
+    config = tiny(data, tmp_path / "cut", **options)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(config, progress=interrupt)
+    assert len(MetricsLog(tmp_path / "cut" / "metrics.csv").rows()) == 4
+    train_gan(replace(config, resume=True))
+    expected = MetricsLog(whole / "metrics.csv").rows()
+    got = MetricsLog(tmp_path / "cut" / "metrics.csv").rows()
+    assert len(got) == len(expected) == 10
+    for row_whole, row_cut in zip(expected, got, strict=True):
+        for key, value in row_whole.items():
+            if key != "seconds":
+                assert float(row_cut[key]) == pytest.approx(float(value), rel=1e-5, abs=1e-7), (
+                    row_whole["step"],
+                    key,
+                )
+    with pytest.raises(ConfigError, match="base_channels"):
+        train_gan(replace(config, resume=True, base_channels=8))
+
+
+# ---------------------------------------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, report: str) -> None:
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    torch.set_num_threads(1)
+    from corrode import distributed
+
+    config = tiny(Path(data), Path(out))
+    images, _ = load_levels(Path(data), 32)
+    context = distributed.setup("cpu")
+    trainer = GanTrainer(config, images, context)
+    drawn = []
+    for _ in range(2):
+        drawn.append(trainer.samplers["none"].state_dict()["order"][:])
+        trainer.train_step()
+    torch.save({"weights": trainer.model.state_dict(), "a": trainer.images["none"].shape}, f"{report}.{rank}")
+    distributed.teardown(context)
+    train_gan(config)  # the whole loop under DDP: rank 0 writes the run folder
+
+
+def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    out, report = tmp_path / "ddp", tmp_path / "report"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(data), str(out), str(report)), nprocs=2, join=True)
+    ranks = [torch.load(f"{report}.{r}", weights_only=True)["weights"] for r in range(2)]
+    # gradients were all-reduced: both ranks hold the same weights after two steps
+    for key in ranks[0]:
+        assert torch.allclose(ranks[0][key], ranks[1][key], atol=1e-6), key
+    rows = MetricsLog(out / "metrics.csv").rows()
+    assert len(rows) == 2 * 3  # 5 clean images / (batch 1 x 2 ranks) -> 3 steps per epoch
+    assert (out / "model.safetensors").exists() and (out / "samples" / "epoch_002.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_trains_and_reports(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = [
+        "train-gan",
+        str(data),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--decay-epochs",
+        "0",
+        "--base-channels",
+        "4",
+        "--residual-blocks",
+        "1",
+        "--discriminator-channels",
+        "4",
+        "--samples",
+        "1",
+        "--device",
+        "cpu",
+        "--preset",
+        "recommended",
+        "--diffaugment",
+        "translation",
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 5
+    saved = json.loads((out / "config.json").read_text())
+    assert (
+        saved["attention"] is True
+        and saved["identity_weight"] == 0.5
+        and saved["diffaugment"] == "translation"
+    )
+    again = CliRunner().invoke(
+        app, ["train-gan", "--resume", str(out), "--epochs", "2", "--decay-epochs", "0"]
+    )
+    assert again.exit_code == 0, again.output
+    assert len(MetricsLog(out / "metrics.csv").rows()) == 10
+
+
+def test_cli_bad_inputs(tmp_path: Path) -> None:
+    root = make_levels(tmp_path / "bad", {"none": 1, "mild": 1, "moderate": 1})
+    result = CliRunner().invoke(app, ["train-gan", str(root), "--out", str(tmp_path / "r"), "--size", "32"])
+    assert result.exit_code == 2 and "severe" in result.output
+    result = CliRunner().invoke(app, ["train-gan", str(root), "--size", "18"])
+    assert result.exit_code == 2 and "multiple of 4" in result.output
+    result = CliRunner().invoke(app, ["train-gan", str(root), "--preset", "best"])
+    assert result.exit_code == 2 and "preset" in result.output
+    result = CliRunner().invoke(app, ["train-gan", "--resume", str(tmp_path / "nothing")])
+    assert result.exit_code == 2
