@@ -317,6 +317,27 @@ def predict_batches(
     return torch.cat(outputs) if outputs else torch.zeros(0, 0)
 
 
+def augment_batch(images: torch.Tensor, shift: float = 0.1, zoom: float = 0.1) -> torch.Tensor:
+    """Random mirror, shift (up to `shift` of the side) and zoom (1 +- `zoom`) of `(B, 3, S, S)` images.
+
+    Geometry only: rust colour and the share of the car it covers are the label, so no colour jitter
+    and no crops that could cut the rust away. The background stays black.
+    """
+    import torch
+    from torch.nn import functional
+
+    count = images.shape[0]
+    flip = torch.rand(count) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    scale = 1.0 + (torch.rand(count) * 2 - 1) * zoom
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = (torch.rand(count, 2) * 2 - 1) * shift * 2  # grid units: the side is 2 long
+    grid = functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def recalibrate_batch_norm(
     model: torch.nn.Module, images: np.ndarray, *, device: torch.device, batch_size: int, limit: int = 1024
 ) -> None:
@@ -554,9 +575,7 @@ def _train(
                 images = torch.from_numpy(data.images[chosen]).float().div_(255.0)
                 targets = torch.from_numpy(data.labels[chosen])
                 if config.augment:
-                    # Mirror only: rust colour and amount are the label, so no colour or crop changes.
-                    flip = torch.rand(len(chosen)) < 0.5
-                    images = torch.where(flip[:, None, None, None], images.flip(3), images)
+                    images = augment_batch(images)
                 images, targets = to_device(images, device), targets.to(device)
                 rate = learning_rate(config, epoch * steps_per_epoch + batch_index, steps_per_epoch)
                 for group in optimizer.param_groups:

@@ -317,3 +317,25 @@ def test_classify_segments_the_car_first(trained, tmp_path):
     assert len(results) == 1 and results[0].level in levels.NAMES and seen == results
     failed = classify(cfg, classifier=classifier, segmenter=BoxSegmenter(empty=True))
     assert failed[0].failed and "no car found" in failed[0].error
+
+
+def test_augmentation_is_geometry_only():
+    from corrode.train_classifier import augment_batch
+
+    torch.manual_seed(0)
+    black = torch.zeros(4, 3, 32, 32)
+    assert torch.equal(augment_batch(black), black)
+    car = torch.zeros(8, 3, 32, 32)
+    car[:, :, 10:22, 8:24] = torch.tensor([0.7, 0.35, 0.15]).view(1, 3, 1, 1)  # one rust colour
+    moved = augment_batch(car)
+    assert moved.shape == car.shape
+    area = (moved.amax(dim=1) > 0.05).float().sum(dim=(1, 2)) / (12 * 16)
+    assert torch.all((area > 0.7) & (area < 1.4))  # zoom 1 +- 0.1 (edges blur by a pixel)
+    inside = moved.amax(dim=1) > 0.6
+    # Colours are only resampled, never shifted: full-strength pixels keep the rust colour.
+    torch.testing.assert_close(
+        moved.permute(0, 2, 3, 1)[inside][:, 1] / moved.permute(0, 2, 3, 1)[inside][:, 0],
+        torch.full((int(inside.sum()),), 0.5),
+        atol=0.02,
+        rtol=0,
+    )

@@ -71,7 +71,9 @@ def train_classifier_command(
             help="auto (ImageNet from torchvision's cache if there, else random), imagenet, none, or a file.",
         ),
     ] = None,
-    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random mirroring.")] = None,
+    augment: Annotated[
+        bool | None, typer.Option("--augment/--no-augment", help="Random mirror, shift and zoom.")
+    ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Split, initialisation and sampling seed.")
     ] = None,
