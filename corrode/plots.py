@@ -26,6 +26,7 @@ def plot_panels(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     names = list(panels)
     rows = max(1, (len(names) + columns - 1) // columns)
@@ -45,6 +46,9 @@ def plot_panels(
                 axis.plot(xs_arr, ys_arr, label=label, marker="o" if len(xs_arr) < 30 else None)
         axis.set_title(name, fontsize=10)
         axis.set_xlabel(xlabel)
+        if all(float(x).is_integer() for xs, _ in panels[name].values() for x in xs):
+            # Epochs and steps: no ticks at 1.5 or 2.5.
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         if len(panels[name]) > 1:
             axis.legend(fontsize=8)

@@ -213,14 +213,36 @@ def check_pairs(pairs: list[Pair]) -> tuple[list[Pair], list[FileError]]:
     return good, bad
 
 
-def split_indices(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, validation) indices: a seeded permutation, at least one of each when possible."""
+def car_of(stem: str) -> str:
+    """The car a file shows: Carvana names its 16 views `<car id>_<01..16>`; other stems are their own car."""
+    head, _, tail = stem.rpartition("_")
+    return head if head and tail.isdigit() else stem
+
+
+def split_indices(stems: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices from a seeded shuffle of whole cars, at least one of each when possible.
+
+    All views of one car land on the same side, so validation measures cars the model has not seen.
+    """
     import torch
 
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    groups: dict[str, list[int]] = {}
+    for index, stem in enumerate(stems):
+        groups.setdefault(car_of(stem), []).append(index)
+    if len(groups) < 2:
+        groups = {str(index): [index] for index in range(len(stems))}
+    count = len(stems)
     wanted = round(count * val_fraction)
-    val_count = min(max(wanted, 1), count - 1) if val_fraction > 0 and count >= 2 else 0
-    return sorted(order[val_count:]), sorted(order[:val_count])
+    wanted = min(max(wanted, 1), count - 1) if val_fraction > 0 and count >= 2 else 0
+    keys = sorted(groups)
+    val: list[int] = []
+    for position in torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist():
+        members = groups[keys[position]]
+        if len(val) >= wanted or len(val) + len(members) >= count:
+            continue
+        val += members
+    chosen = set(val)
+    return [i for i in range(count) if i not in chosen], sorted(val)
 
 
 def epoch_order(indices: list[int], seed: int, epoch: int, context: DistContext) -> list[int]:
@@ -414,7 +436,7 @@ def _train(
         say(f"skipped {error}")
     if not pairs:
         raise DatasetError(f"{config.data}: no usable image + mask pairs")
-    train_indices, val_indices = split_indices(len(pairs), config.val_fraction, config.seed)
+    train_indices, val_indices = split_indices([p.stem for p in pairs], config.val_fraction, config.seed)
     dataset = PairDataset(pairs, config.size)
     device = context.device
     dtype = resolve_precision(config.precision, device)

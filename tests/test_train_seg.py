@@ -276,12 +276,23 @@ def test_metrics_known_answer() -> None:
 
 
 def test_split_is_seeded_disjoint_and_complete() -> None:
-    train, val = split_indices(20, 0.25, seed=3)
+    stems = [f"photo{i}" for i in range(20)]
+    train, val = split_indices(stems, 0.25, seed=3)
     assert len(val) == 5 and sorted(train + val) == list(range(20))
-    assert split_indices(20, 0.25, seed=3) == (train, val)
-    assert split_indices(20, 0.25, seed=4) != (train, val)
-    assert split_indices(3, 0.01, seed=0)[1] != []  # at least one validation pair when asked
-    assert split_indices(5, 0.0, seed=0) == ([0, 1, 2, 3, 4], [])
+    assert split_indices(stems, 0.25, seed=3) == (train, val)
+    assert split_indices(stems, 0.25, seed=4) != (train, val)
+    assert split_indices(stems[:3], 0.01, seed=0)[1] != []  # at least one validation pair when asked
+    assert split_indices(stems[:5], 0.0, seed=0) == ([0, 1, 2, 3, 4], [])
+
+
+def test_split_keeps_each_carvana_car_on_one_side() -> None:
+    stems = [f"{car}_{view:02d}" for car in ("0a1b", "0c2d", "1e3f", "2a4b", "9f9f") for view in range(1, 5)]
+    for seed in range(5):
+        train, val = split_indices(stems, 0.2, seed)
+        assert len(val) == 4 and sorted(train + val) == list(range(20))
+        assert {stems[i][:4] for i in train}.isdisjoint({stems[i][:4] for i in val})
+    # One car only: split its views rather than leave validation empty.
+    assert len(split_indices(stems[:4], 0.25, 0)[1]) == 1
 
 
 def test_epoch_order_gives_every_rank_the_same_count() -> None:
