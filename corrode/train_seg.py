@@ -33,6 +33,7 @@ ENCODER_SOURCES = ("auto", "imagenet", "none")
 # Columns of metrics.csv, in order.
 SPLITS = ("train", "val")
 MEASURES = ("loss", "accuracy", "dice", "iou")
+STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_dice", "best_epoch", "rng", "model_config")
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,11 @@ def _train(
     state: dict[str, Any] | None = None
     if config.resume is not None:
         state = checkpoint.load_state(run_dir / runs.STATE)
+        missing = sorted(set(STATE_KEYS) - set(state))
+        if missing:
+            raise checkpoint.CheckpointError(
+                run_dir / runs.STATE, f"not a train-seg training state (no {', '.join(missing)})"
+            )
         if state.get("model_config") != to_dict(model_config):
             raise ConfigError(
                 f"{run_dir}: the run was trained with model {state.get('model_config')}, "

@@ -185,6 +185,11 @@ def test_refusals(pairs: Path, tmp_path: Path) -> None:
         train_seg(tiny_config(pairs, run, epochs=2, resume=run, width=0.5))
     with pytest.raises(ConfigError):
         tiny_config(pairs, run, val_fraction=1.0)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    torch.save({"epoch": 3}, foreign / runs.STATE)
+    with pytest.raises(FileError, match="not a train-seg training state"):
+        train_seg(tiny_config(pairs, foreign, epochs=5, resume=foreign))
 
 
 # --- encoder weights ---------------------------------------------------------------------------------
