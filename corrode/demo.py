@@ -6,6 +6,7 @@ cars at every level, and writes a grid and a timeline. Everything it makes is tr
 cars and lives under one folder:
 
     OUT/data/      synthetic set (Carvana-style pairs + level folders)    corrode synth
+                   + seg_pairs/: studio pairs and level images with masks
     OUT/runs/seg/  segmenter run                                          corrode train-seg
     OUT/masked/    masked level images                                    corrode optimize-masks
     OUT/runs/gan/  GAN run                                                corrode train-gan
@@ -94,6 +95,23 @@ def _prepare(out: Path, overwrite: bool) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def segmentation_pairs(data: Path, out: Path) -> Path:
+    """An images/ + masks/ pair folder from the synthetic set: the studio (Carvana-style) pairs and
+    every level image with its drawn mask, so the segmenter also learns cars outdoors."""
+    images, masks = out / "images", out / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for image in sorted((data / "carvana" / "train").iterdir()):
+        shutil.copyfile(image, images / image.name)
+    for mask in sorted((data / "carvana" / "train_masks").iterdir()):
+        shutil.copyfile(mask, masks / mask.name.replace("_mask", ""))
+    for name in levels.NAMES:
+        for image in sorted((data / "levels" / name).iterdir()):
+            shutil.copyfile(image, images / f"{name}_{image.name}")
+            shutil.copyfile(data / "levels_masks" / name / image.name, masks / f"{name}_{image.name}")
+    return out
 
 
 def draw_photos(cfg: DemoConfig, folder: Path) -> tuple[list[Path], list[Any]]:
@@ -185,7 +203,7 @@ def demo(
     begin("train-seg")
     seg_run = train_seg(
         TrainSegConfig(
-            data=data / "carvana",
+            data=segmentation_pairs(data, out / "data" / "seg_pairs"),
             out=out / "runs" / "seg",
             size=cfg.size,
             epochs=cfg.seg_epochs,

@@ -494,7 +494,7 @@ def load_models(cfg: RenderConfig, *, need_segmenter: bool) -> Models:
         from corrode.segment import Segmenter
 
         # `--gan demo` brings the demo segmenter along unless --seg says otherwise.
-        segmenter = Segmenter.load(seg_path, device=cfg.device)
+        segmenter = Segmenter.load(seg_path, device=cfg.device, precision=fast_precision(cfg))
         if seg_value == DEMO and cfg.gan != DEMO:
             notes.append(f"--seg demo: {DEMO_NOTE}")
     return Models(engine, segmenter, notes)
@@ -510,16 +510,21 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def generator_precision(cfg: RenderConfig) -> str:
+def fast_precision(cfg: RenderConfig) -> str:
     """`--precision auto` on a CPU with native bf16 means bf16 autocast (measured ~2x faster than
     fp32 in benchmarks/render.py, about one grey level of difference); otherwise as given."""
-    if cfg.precision != "auto" or cfg.engine == "onnx":
-        return "fp32" if cfg.engine == "onnx" else cfg.precision
+    if cfg.precision != "auto":
+        return cfg.precision
     from corrode.device import choose_device
 
     if choose_device(cfg.device).type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
     return cfg.precision
+
+
+def generator_precision(cfg: RenderConfig) -> str:
+    """The generator's precision: fp32 when ONNX Runtime runs it, else `fast_precision`."""
+    return "fp32" if cfg.engine == "onnx" else fast_precision(cfg)
 
 
 def fast_translator(translator: Translates, engine: str, level_names: Sequence[str]) -> Translates:

@@ -12,7 +12,25 @@ mkdir -p "$assets"
 
 corrode synth "$work/synth" --size 64 --none 96 --mild 64 --moderate 64 --severe 64 \
   --carvana-cars 20 --carvana-views 8 --seed 0 --overwrite
-corrode train-seg "$work/synth/carvana" --out "$work/seg" --size 64 --epochs 14 --batch-size 16 --lr 3e-3 \
+# The segmenter learns from the studio (Carvana-style) pairs and from the level images with their drawn
+# masks, so that it also knows cars on grass, gravel and asphalt (photos are rarely taken in a studio).
+pairs="$work/seg_pairs"
+mkdir -p "$pairs/images" "$pairs/masks"
+for image in "$work/synth/carvana/train/"*; do
+  ln -sf "$image" "$pairs/images/$(basename "$image")"
+done
+for mask in "$work/synth/carvana/train_masks/"*; do
+  name=$(basename "$mask")
+  ln -sf "$mask" "$pairs/masks/${name/_mask/}"
+done
+for level in none mild moderate severe; do
+  for image in "$work/synth/levels/$level/"*; do
+    name=$(basename "$image")
+    ln -sf "$image" "$pairs/images/${level}_$name"
+    ln -sf "$work/synth/levels_masks/$level/$name" "$pairs/masks/${level}_$name"
+  done
+done
+corrode train-seg "$pairs" --out "$work/seg" --size 64 --epochs 10 --batch-size 16 --lr 3e-3 \
   --width 0.5 --decoder-channels 64,32,16,16 --encoder-weights none --seed 0 --device cpu
 corrode optimize-masks "$work/synth/levels" --out "$work/masked" --seg "$work/seg" --device cpu
 corrode train-gan "$work/masked" --out "$work/gan" --preset recommended --size 64 --batch-size 4 \
