@@ -2,7 +2,8 @@
 
     python benchmarks/segment.py [--repeats 10] [--threads N]
 
-fp32 is the baseline, measured in the same run. Weights are random: speed does not depend on them.
+fp32 is the baseline, measured in the same run, calls alternated with bf16. Weights are random:
+speed does not depend on them.
 Figures: the model alone (`Segmenter.predict`, batch 1 and batch 8) and the whole call a user makes
 (`Segmenter.probabilities` on a 1918x1280 Carvana-sized photo: resize in, predict, resize back).
 """
@@ -20,16 +21,17 @@ from corrode.models.unet import CarSegmenter, SegmenterConfig
 from corrode.segment import Segmenter
 
 
-def timed(function, repeats: int) -> float:
-    """Median seconds of `repeats` calls after two warm-up calls."""
-    function()
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+def timed_pair(baseline, candidate, repeats: int) -> tuple[float, float]:
+    """Median seconds of `baseline` and `candidate`, alternated so a busy shared CPU slows both alike."""
+    for function in (baseline, candidate, baseline, candidate):  # warm-up
         function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for function, bucket in ((baseline, times[0]), (candidate, times[1])):
+            started = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:
@@ -52,17 +54,17 @@ def main() -> None:
     eight = torch.rand(8, 3, 256, 256)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median of {args.repeats}")
-    results: dict[str, dict[str, float]] = {}
-    for name, segmenter in segmenters.items():
-        results[name] = {
-            "batch 1": timed(lambda s=segmenter: s.predict(one), args.repeats) * 1000,
-            "batch 8": timed(lambda s=segmenter: s.predict(eight), args.repeats) * 1000 / 8,
-            "1918x1280 photo": timed(lambda s=segmenter: s.probabilities(photo), args.repeats) * 1000,
-        }
+    fp32, bf16 = segmenters["fp32"], segmenters["bf16"]
+    cases = {
+        "model, batch 1": (lambda s: s.predict(one), 1),
+        "model, batch 8": (lambda s: s.predict(eight), 8),
+        "probabilities(1918x1280 photo)": (lambda s: s.probabilities(photo), 1),
+    }
     print(f"{'ms per image, 256 px, width 1.0':34} {'fp32':>9} {'bf16':>9} {'bf16/fp32':>10}")
-    for case in results["fp32"]:
-        fp32, bf16 = results["fp32"][case], results["bf16"][case]
-        print(f"{case:34} {fp32:9.1f} {bf16:9.1f} {bf16 / fp32:10.2f}")
+    for case, (call, images) in cases.items():
+        base, other = timed_pair(lambda c=call: c(fp32), lambda c=call: c(bf16), args.repeats)
+        base, other = base * 1000 / images, other * 1000 / images
+        print(f"{case:34} {base:9.1f} {other:9.1f} {other / base:10.2f}")
     difference = np.abs(
         segmenters["fp32"].probabilities(photo) - segmenters["bf16"].probabilities(photo)
     ).max()
