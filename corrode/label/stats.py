@@ -5,14 +5,17 @@
 - Krippendorff's alpha with the ordinal metric, on every image with 2+ votes (missing votes allowed).
 
 Rejects and skips are not levels: they are counted but left out of agreement.
-All three are written out here in numpy (a few lines each) and checked in the tests against
-hand-computed values and, where installed, scikit-learn and the `krippendorff` package.
+Cohen's kappa comes from scikit-learn and Krippendorff's alpha from the `krippendorff` package.
+Fleiss' kappa is written out here: statsmodels' version needs the same number of raters on every
+image, which several annotators labelling at their own pace never give. The tests check all three
+against hand-computed values.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,21 +34,18 @@ def _defined(value: float) -> float | None:
 
 def cohen_kappa_quadratic(first: Sequence[int], second: Sequence[int], categories: int = CATEGORIES) -> float:
     """Quadratic-weighted Cohen's kappa of two raters' level indices on the same items (nan if undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
     a = np.asarray(first, dtype=np.int64)
     b = np.asarray(second, dtype=np.int64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError("two sequences of the same length expected")
     if a.size == 0:
         return math.nan
-    observed = np.zeros((categories, categories))
-    np.add.at(observed, (a, b), 1.0)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / a.size
-    index = np.arange(categories)
-    weights = (index[:, None] - index[None, :]) ** 2 / (categories - 1) ** 2
-    disagreement_expected = float((weights * expected).sum())
-    if disagreement_expected == 0.0:
-        return math.nan
-    return 1.0 - float((weights * observed).sum()) / disagreement_expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined (0/0) when both raters used one level only: nan
+        value = cohen_kappa_score(a, b, labels=list(range(categories)), weights="quadratic")
+    return float(value)
 
 
 def count_matrix(units: Sequence[Sequence[int]], categories: int = CATEGORIES) -> np.ndarray:
@@ -73,29 +73,16 @@ def fleiss_kappa(units: Sequence[Sequence[int]], categories: int = CATEGORIES) -
 
 def krippendorff_alpha_ordinal(units: Sequence[Sequence[int]], categories: int = CATEGORIES) -> float:
     """Krippendorff's alpha, ordinal metric, from each unit's votes (units with < 2 votes add nothing)."""
-    coincidence = np.zeros((categories, categories))
-    for votes in units:
-        if len(votes) < 2:
-            continue
-        counts = np.bincount(np.asarray(votes, dtype=np.int64), minlength=categories).astype(float)
-        pairs = np.outer(counts, counts) - np.diag(counts)
-        coincidence += pairs / (len(votes) - 1)
-    marginals = coincidence.sum(axis=1)
-    total = marginals.sum()
-    if total <= 1:
-        return math.nan
-    # Ordinal distance: (n_c + ... + n_k - (n_c + n_k) / 2) squared.
-    cumulative = np.concatenate([[0.0], np.cumsum(marginals)])
-    index = np.arange(categories)
-    low = np.minimum(index[:, None], index[None, :])
-    high = np.maximum(index[:, None], index[None, :])
-    between = cumulative[high + 1] - cumulative[low]
-    distance = (between - (marginals[:, None] + marginals[None, :]) / 2.0) ** 2
-    observed = float((coincidence * distance).sum())
-    expected = float((np.outer(marginals, marginals) * distance).sum()) / (total - 1)
-    if expected == 0.0:
-        return math.nan
-    return 1.0 - observed / expected
+    import krippendorff
+
+    counts = count_matrix([u for u in units if len(u) >= 2], categories)
+    if counts.shape[0] == 0 or np.count_nonzero(counts.sum(axis=0)) < 2:
+        return math.nan  # no pairs of votes, or every vote the same level: no expected disagreement
+    return float(
+        krippendorff.alpha(
+            value_counts=counts, level_of_measurement="ordinal", value_domain=list(range(categories))
+        )
+    )
 
 
 @dataclass(frozen=True)
