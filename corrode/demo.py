@@ -41,12 +41,15 @@ PHOTO_SEED_OFFSET = 10_000
 class DemoConfig:
     out: Path = Path("corrode-demo")
     size: int = 64
-    clean_cars: int = 48
-    rusty_cars: int = 24
+    clean_cars: int = 64
+    rusty_cars: int = 40
     seg_cars: int = 12
     seg_views: int = 8
-    seg_epochs: int = 4
-    gan_epochs: int = 6
+    seg_epochs: int = 5
+    seg_width: float = 0.5
+    seg_decoder_channels: tuple[int, ...] = (64, 32, 16, 16)
+    # 16 steps per epoch (64 clean cars, 4 per batch): 192 GAN steps in all.
+    gan_epochs: int = 12
     base_channels: int = 16
     residual_blocks: int = 3
     photos: int = 4
@@ -209,8 +212,8 @@ def demo(
             epochs=cfg.seg_epochs,
             batch_size=16,
             learning_rate=3e-3,
-            width=0.5,
-            decoder_channels=(64, 32, 16, 16),
+            width=cfg.seg_width,
+            decoder_channels=tuple(cfg.seg_decoder_channels),
             encoder_weights="none",
             seed=cfg.seed,
             device=cfg.device,
