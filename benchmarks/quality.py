@@ -177,7 +177,8 @@ def run_one(
     name: str, config: Any, data: Path, classifier: Any, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     from corrode import distributed
-    from corrode.train_gan import GanTrainer, load_levels
+    from corrode.checkpoint import save_model
+    from corrode.train_gan import GanTrainer, gan_model_metadata, load_levels
 
     context = distributed.setup(config.device)
     images, _ = load_levels(Path(config.data), config.image_size, config.masks)
@@ -206,6 +207,13 @@ def run_one(
         started = time.perf_counter()
         trainer.train_step()
         trained += time.perf_counter() - started
+    # The generators as they ended, for a look with `corrode evaluate --gan WORK/<config>` or render.
+    save_model(
+        args.work / name / "model.safetensors",
+        trainer.generators,
+        kind="gan",
+        config=gan_model_metadata(trainer),
+    )
     return points
 
 
