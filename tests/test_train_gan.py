@@ -264,20 +264,21 @@ def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------------------------- DDP
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_ports() -> tuple[int, int]:
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return first.getsockname()[1], second.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, report: str) -> None:
+def _ddp_worker(rank: int, world: int, ports: tuple[int, int], data: str, out: str, report: str) -> None:
     os.environ.update(
         {
             "RANK": str(rank),
             "WORLD_SIZE": str(world),
             "LOCAL_RANK": str(rank),
             "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
+            "MASTER_PORT": str(ports[0]),
         }
     )
     torch.set_num_threads(1)
@@ -293,6 +294,7 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, report: s
         trainer.train_step()
     torch.save({"weights": trainer.model.state_dict(), "a": trainer.images["none"].shape}, f"{report}.{rank}")
     distributed.teardown(context)
+    os.environ["MASTER_PORT"] = str(ports[1])  # a fresh rendezvous: the first store may linger on its port
     train_gan(config)  # the whole loop under DDP: rank 0 writes the run folder
 
 
@@ -300,7 +302,7 @@ def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
     out, report = tmp_path / "ddp", tmp_path / "report"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(data), str(out), str(report)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_ports(), str(data), str(out), str(report)), nprocs=2, join=True)
     ranks = [torch.load(f"{report}.{r}", weights_only=True)["weights"] for r in range(2)]
     # gradients were all-reduced: both ranks hold the same weights after two steps
     for key in ranks[0]:
