@@ -162,6 +162,7 @@ def demo(
     from corrode.render import (
         RenderConfig,
         Renderer,
+        cell_size,
         load_models,
         timeline_frames,
         timeline_stages,
@@ -264,7 +265,10 @@ def demo(
             renders.append(write_image(out / "render" / f"{path.stem}_{name}.png", rendering.outputs[name]))
         rows.append([rendering.image] + [rendering.outputs[name] for name in levels.RUSTY_NAMES])
     labels = [f"original ({levels.CLEAN.name})", *levels.RUSTY_NAMES]
-    grid = write_contact_sheet(out / GRID_NAME, rows, column_labels=labels, cell=min(cfg.photo_size, 320))
+    cell, cell_height = cell_size(rows[0][0], 320)
+    grid = write_contact_sheet(
+        out / GRID_NAME, rows, column_labels=labels, cell=cell, cell_height=cell_height
+    )
     stages, names = timeline_stages(renderings[0])
     frames = timeline_frames(stages, cfg.timeline_frames, size=cfg.photo_size, labels=names)
     timeline = write_gif(out / TIMELINE_NAME, frames, 90)

@@ -387,8 +387,15 @@ def grid_image(rendering: Rendering, level_names: Sequence[str]) -> np.ndarray:
     original = first_stage(rendering)
     row = [original] + [rendering.outputs[name] for name in level_names]
     labels = [f"original ({levels.CLEAN.name})", *level_names]
-    cell = min(512, max(original.shape[:2]))
-    return contact_sheet([row], column_labels=labels, cell=cell)
+    cell, cell_height = cell_size(original, 512)
+    return contact_sheet([row], column_labels=labels, cell=cell, cell_height=cell_height)
+
+
+def cell_size(image: np.ndarray, longest: int) -> tuple[int, int]:
+    """Grid cell (width, height) with the image's aspect ratio, its longer side at most `longest`."""
+    height, width = image.shape[:2]
+    scale = min(1.0, longest / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def first_stage(rendering: Rendering) -> np.ndarray:
