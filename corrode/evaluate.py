@@ -729,9 +729,9 @@ def write_figure(report: Report, path: Path, sources: np.ndarray, samples: dict[
         heights = [np.nan if v is None else float(v) for v in values]
         axis.bar(names, np.nan_to_num(heights), color=colours[: len(names)] if len(names) <= 3 else None)
         for x, value in enumerate(heights):
-            axis.text(
-                x, 0, "n/a" if np.isnan(value) else f"{value:.3g}", ha="center", va="bottom", fontsize=8
-            )
+            height = 0.0 if np.isnan(value) else value
+            label = "n/a" if np.isnan(value) else f"{value:.3g}"
+            axis.text(x + 0.12, height, label, ha="left", va="bottom", fontsize=8)
         if bands:
             for x, band in enumerate(bands):
                 if band is not None:
@@ -739,7 +739,7 @@ def write_figure(report: Report, path: Path, sources: np.ndarray, samples: dict[
         axis.set_title(title, fontsize=9)
         axis.tick_params(labelsize=8)
         axis.grid(axis="y", alpha=0.3)
-    figure.suptitle(f"GAN evaluation: {Path(report.gan).parent.name or report.gan}", fontsize=11)
+    figure.suptitle(f"GAN evaluation: {report.gan}", fontsize=11)
     figure.tight_layout()
     with atomic_path(path) as temp:
         figure.savefig(temp, format="png", dpi=90)
