@@ -339,3 +339,32 @@ def test_augmentation_is_geometry_only():
         atol=0.02,
         rtol=0,
     )
+
+
+def test_threshold_calibration_lowers_the_loss_and_keeps_the_order():
+    from corrode.train_classifier import calibrate_thresholds
+
+    model = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
+    # A known score: 20 x the image's mean red value, far wider than the initial thresholds' spread.
+    model.features = lambda images: images.mean(dim=(2, 3))
+    model.score = torch.nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        model.score.weight.copy_(torch.tensor([[20.0, 0.0, 0.0]]))
+    red = np.linspace(0, 255, 40).astype(np.uint8)
+    images = np.zeros((40, 3, 32, 32), np.uint8)
+    images[:, 0] = red[:, None, None]
+    labels = np.repeat(np.arange(4), 10)  # level rises with redness
+    x = torch.from_numpy(images).float() / 255
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(ordinal_loss(model(x), torch.from_numpy(labels), label_smoothing=0.1))
+
+    before = loss()
+    calibrate_thresholds(model, images, labels, device=torch.device("cpu"), batch_size=8, label_smoothing=0.1)
+    assert loss() < before
+    thresholds = model.thresholds()
+    assert torch.all(thresholds[1:] < thresholds[:-1])
+    with torch.no_grad():
+        predicted = level_probabilities(model(x)).argmax(1).numpy()
+    assert (predicted == labels).mean() >= 0.9
