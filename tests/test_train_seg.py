@@ -97,6 +97,11 @@ def test_tiny_run_writes_a_complete_run_folder(pairs: Path, tmp_path: Path) -> N
     assert any(line.startswith("epoch 2/2") and "val loss" in line for line in lines)
     assert any("random initialisation" in line for line in lines)
     assert cv2.imread(str(run / "curves.png")) is not None
+    # The run folder is what the inference API and the other commands take.
+    from corrode.segment import Segmenter
+
+    probability = Segmenter.load(run, device="cpu").probabilities(np.zeros((50, 30, 3), np.uint8))
+    assert probability.shape == (50, 30) and 0 <= probability.min() <= probability.max() <= 1
 
 
 def test_two_epochs_then_resume_equals_three_straight(pairs: Path, straight: Path, tmp_path: Path) -> None:
@@ -379,5 +384,5 @@ def test_torchrun_two_gloo_processes(pairs: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     rows = metric_rows(out)
     assert [row["epoch"] for row in rows] == ["1", "2"]
-    assert result.stderr.count("epoch 2/2") == 1  # only rank 0 reports
+    assert result.stderr.count("epoch 2/2") == 1, result.stderr[-3000:]  # only rank 0 reports
     read_model(out / runs.WEIGHTS, kind="seg")
