@@ -57,5 +57,6 @@ for kind, half in (("seg", False), ("gan", True)):
     metadata = {**metadata, "note": "demo model: trained on synthetic cars (examples/make_demo_weights.sh)"}
     target = assets / f"{kind}.safetensors"
     save_file(state, str(target), metadata=metadata)
+    target.chmod(0o644)
     print(f"{target}: {target.stat().st_size / 1e6:.2f} MB from {source}")
 PY
