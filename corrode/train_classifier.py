@@ -653,21 +653,24 @@ def _train(
                 "train_loss": train_loss,
             }
             improved = False
+            # Every rank holds all images and draws the same subset, so these give identical results
+            # on every rank and the ranks stay in step without a broadcast.
+            shuffled = np.random.default_rng([config.seed, epoch, 7]).permutation(train_indices)
+            subset = np.sort(shuffled[:1024])
+            recalibrate_batch_norm(model, data.images[subset], device=device, batch_size=config.batch_size)
+            # Alternating fits, as for any cumulative-link model: the network's score by gradient steps,
+            # then the thresholds by maximum likelihood. On the synth judge this took validation
+            # accuracy to 0.90 (macro-F1 0.87) where refitting only the saved copy reached 0.80 (0.74).
+            # The price: scores grow and probabilities get overconfident (loss 1.3 -> 9.8 in 30 epochs).
+            calibrate_thresholds(
+                model,
+                data.images[subset],
+                data.labels[subset],
+                device=device,
+                batch_size=config.batch_size,
+                label_smoothing=config.label_smoothing,
+            )
             if context.is_main:
-                # Rank 0's recalibrated statistics reach the other ranks with DDP's buffer broadcast.
-                shuffled = np.random.default_rng([config.seed, epoch, 7]).permutation(train_indices)
-                subset = np.sort(shuffled[:1024])
-                recalibrate_batch_norm(
-                    model, data.images[subset], device=device, batch_size=config.batch_size
-                )
-                calibrate_thresholds(
-                    model,
-                    data.images[subset],
-                    data.labels[subset],
-                    device=device,
-                    batch_size=config.batch_size,
-                    label_smoothing=config.label_smoothing,
-                )
                 measured, matrix = evaluate_split(model, data, measured_on, config, device, dtype)
                 if not val_indices:
                     measured["val_loss"] = float("nan")
