@@ -1,6 +1,6 @@
 """How fast `corrode render` is on this machine, and how much it costs beyond the generator itself.
 
-    python benchmarks/render.py [--repeats 5] [--size 256] [--base-channels 64] [--blocks 9]
+    python benchmarks/render.py [--repeats 5] [--size 256] [--base-channels 64] [--blocks 9] [--threads N]
 
 Models: a generator set of the paper's size (64 channels, 9 residual blocks, attention as in the
 `recommended` preset) at 256 px and the paper's segmenter (MobileNetV2 width 1.0, 256 px), both
@@ -14,7 +14,9 @@ Prints
   JPEG), 1 MP and 12 MP, with the engine render picks by default, and the ratio end-to-end /
   generator-alone (goal <= 1.25 at 1 MP);
 - images per second for a batch of 32 photos of 1 MP through `render()`.
-Times are the median of `--repeats` runs after one warm-up.
+Times are the median of `--repeats` runs after one warm-up, as wall time and as this process's CPU
+time (on a machine shared with other jobs the CPU time is the steadier figure; `--threads 1` keeps
+busy-waiting thread pools from inflating it).
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ def main() -> None:
     parser.add_argument("--base-channels", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=9)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; machine shared with other jobs: "

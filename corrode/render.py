@@ -205,24 +205,36 @@ def composite(
     where the generator left it alone; otherwise the resized generated car replaces the photo's.
     `feather` is the soft edge's width in generator pixels.
     """
-    height, width = image.shape[:2]
-    x0, y0, x1, y1 = square.inside(width, height)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, dtype=np.uint8))
+    if w == 0 or h == 0:
+        return image.copy()
     size = generated.shape[0]
-    scale = square.side / size
-    window_mask = mask[y0:y1, x0:x1]
-    alpha = feather_alpha(window_mask, feather * scale)
-    change = generated - source if keep_detail else generated
-    full = cv2.resize(change, (square.side, square.side), interpolation=cv2.INTER_LINEAR)
-    left, top = x0 - square.x0, y0 - square.y0
-    full = full[top : top + (y1 - y0), left : left + (x1 - x0)] * 255.0
-    window = image[y0:y1, x0:x1]
+    # Only the mask's box changes: resample the generator's output straight into it (an inverse
+    # affine map with cv2.resize's half-pixel convention) instead of resizing the whole square.
+    k = size / square.side
+    to_generator = np.float32(
+        [[k, 0, (x - square.x0 + 0.5) * k - 0.5], [0, k, (y - square.y0 + 0.5) * k - 0.5]]
+    )
+    change = (generated - source) if keep_detail else generated
+    full = cv2.warpAffine(
+        np.ascontiguousarray(change, dtype=np.float32),
+        to_generator,
+        (w, h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    alpha = feather_alpha(mask[y : y + h, x : x + w], feather / k)
+    window = image[y : y + h, x : x + w]
     original = window.astype(np.float32)
-    target = original + full if keep_detail else full
-    blended = original + (target - original) * alpha[:, :, None]
-    blended = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    weight = alpha[:, :, None]
+    if keep_detail:
+        blended = original + full * (255.0 * weight)
+    else:
+        blended = original + (full * 255.0 - original) * weight
+    blended = np.clip(np.rint(blended, out=blended), 0, 255).astype(np.uint8)
     result = image.copy()
     # Only where the weight is above zero: elsewhere the photo's own bytes, untouched by rounding.
-    result[y0:y1, x0:x1] = np.where(alpha[:, :, None] > 0, blended, window)
+    result[y : y + h, x : x + w] = np.where(weight > 0, blended, window)
     return result
 
 

@@ -569,3 +569,20 @@ def test_outputs_get_ordinary_file_mode(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "car0_severe.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_composite_resamples_like_resizing_the_whole_square() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    mask = ellipse((90, 130), fill=0.35)
+    square = car_square(mask, 0.2)
+    source = np.zeros((32, 32, 3), np.float32)
+    generated = rng.random((32, 32, 3), dtype=np.float32)
+    out = composite(image, mask, square, source, generated, feather=0.0, keep_detail=True)
+    # Reference: resize the change over the whole square, cut the photo's part, add it inside the mask.
+    full = cv2.resize(generated, (square.side, square.side), interpolation=cv2.INTER_LINEAR)
+    window = crop_square(np.zeros((90, 130), np.uint8), square)  # only for the shape bookkeeping
+    assert window.shape == (square.side, square.side)
+    ys, xs = np.nonzero(mask)
+    expected = np.clip(np.rint(image[ys, xs] + full[ys - square.y0, xs - square.x0] * 255), 0, 255)
+    assert np.abs(out[ys, xs].astype(int) - expected.astype(int)).max() <= 1
