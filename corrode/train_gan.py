@@ -632,7 +632,7 @@ def train_gan(config: TrainGanConfig, progress: Progress | None = None) -> Path:
                 labels = [
                     f"{trainer.clean} (input)",
                     *trainer.rusty,
-                    *[f"{lv} -> {trainer.clean}" for lv in trainer.rusty],
+                    *[f"via {lv}" for lv in trainer.rusty],
                 ]
                 write_contact_sheet(
                     out / SAMPLES_DIR / f"epoch_{epoch:03d}.png",
