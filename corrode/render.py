@@ -65,7 +65,8 @@ class RenderConfig:
     # Add the generator's change to the photo (keeps the photo's fine detail) instead of pasting.
     keep_detail: bool = True
     mask_resolution: int = 512
-    batch_size: int = 4
+    # Photos per generator call; 0 picks 1 on the CPU (measured faster than 8 there) and 8 on a GPU.
+    batch_size: int = 0
     device: str = "auto"
     precision: str = "auto"
     engine: str = "auto"
@@ -81,7 +82,7 @@ class RenderConfig:
         require(0.0 <= self.margin <= 2.0, f"margin {self.margin} must be between 0 and 2")
         require(self.feather >= 0, f"feather {self.feather} must be >= 0")
         require(self.mask_resolution >= 32, f"mask_resolution {self.mask_resolution} must be >= 32")
-        require(self.batch_size >= 1, f"batch_size {self.batch_size} must be >= 1")
+        require(self.batch_size >= 0, f"batch_size {self.batch_size} must be >= 0 (0: automatic)")
         require(self.timeline_frames >= 1, f"timeline_frames {self.timeline_frames} must be >= 1")
         require(self.timeline_size >= 16, f"timeline_size {self.timeline_size} must be >= 16")
         require(self.timeline_ms >= 10, f"timeline_ms {self.timeline_ms} must be >= 10")
@@ -672,14 +673,21 @@ def render(
     if todo:
         assert models is not None
         renderer = Renderer.from_config(cfg, models.translator, models.segmenter)
-        for start in range(0, len(todo), cfg.batch_size):
-            chunk = todo[start : start + cfg.batch_size]
+        batch_size = cfg.batch_size or automatic_batch_size(cfg.device)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
             _render_chunk(cfg, renderer, chunk, single_input, emit)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(jobs))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def automatic_batch_size(device: str) -> int:
+    from corrode.device import choose_device
+
+    return 8 if choose_device(device).type == "cuda" else 1
 
 
 def _same_dir(path: Path, cfg: RenderConfig) -> bool:

@@ -56,7 +56,9 @@ def render_command(
     suffix: Annotated[
         str | None, typer.Option("--format", help="Output format: jpg, png, webp... (default: the input's).")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Photos per generator call.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Photos per generator call (0: 1 on CPU, 8 on GPU).")
+    ] = 0,
     margin: Annotated[
         float, typer.Option("--margin", help="Margin around the car, fraction of its size.")
     ] = 0.08,
