@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from corrode.cli.app import EXIT_FAILED, app, emit_json, fail_line, make_progress, note, warn
+from corrode.cli.app import EXIT_FAILED, app, emit_json, fail_line, make_progress, note, run_config
 
 
 @app.command("train-classifier")
@@ -85,22 +85,12 @@ def train_classifier_command(
 
     Multi-GPU: torchrun --nproc-per-node N -m corrode train-classifier DATA --out runs/classifier
     """
-    import dataclasses
     import os
 
     from corrode import runs
-    from corrode.config import load_config
     from corrode.errors import UsageError
     from corrode.train_classifier import TrainClassifierConfig, train_classifier
 
-    if resume is not None and config_file is not None:
-        raise UsageError("--resume takes the run's own config.json; drop --config")
-    if resume is not None:
-        base = load_config(TrainClassifierConfig, resume / runs.CONFIG)
-    elif config_file is not None:
-        base = load_config(TrainClassifierConfig, config_file)
-    else:
-        base = TrainClassifierConfig()
     given = {
         "data": data,
         "out": out,
@@ -120,10 +110,7 @@ def train_classifier_command(
         "precision": precision,
         "resume": resume,
     }
-    if resume is not None and out is not None and out != resume:
-        warn(f"--out {out} ignored: a resumed run keeps writing into {resume}")
-        given["out"] = None
-    config = dataclasses.replace(base, **{key: value for key, value in given.items() if value is not None})
+    config = run_config(TrainClassifierConfig, resume=resume, config_file=config_file, given=given)
     if config.data is None:
         raise UsageError("missing DATA: level folders none/ mild/ moderate/ severe/")
 

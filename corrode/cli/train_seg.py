@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from corrode.cli.app import app, emit_json, make_progress, note, warn
+from corrode.cli.app import app, emit_json, make_progress, note, run_config
 
 
 @app.command("train-seg")
@@ -85,22 +85,12 @@ def train_seg_command(
 
     Multi-GPU: torchrun --nproc-per-node N -m corrode train-seg DATA --out runs/seg
     """
-    import dataclasses
     import os
 
     from corrode import runs
-    from corrode.config import load_config
     from corrode.errors import UsageError
     from corrode.train_seg import TrainSegConfig, train_seg
 
-    if resume is not None and config_file is not None:
-        raise UsageError("--resume takes the run's own config.json; drop --config")
-    if resume is not None:
-        base = load_config(TrainSegConfig, resume / runs.CONFIG)
-    elif config_file is not None:
-        base = load_config(TrainSegConfig, config_file)
-    else:
-        base = TrainSegConfig()
     given = {
         "data": data,
         "out": out,
@@ -127,10 +117,7 @@ def train_seg_command(
             raise UsageError(
                 f"--decoder-channels: expected four integers like 512,256,128,64, got {decoder_channels!r}"
             ) from exc
-    if resume is not None and out is not None and out != resume:
-        warn(f"--out {out} ignored: a resumed run keeps writing into {resume}")
-        given["out"] = None
-    config = dataclasses.replace(base, **{key: value for key, value in given.items() if value is not None})
+    config = run_config(TrainSegConfig, resume=resume, config_file=config_file, given=given)
     if config.data is None:
         raise UsageError("missing DATA: a Carvana-layout or images/ + masks/ folder")
 
