@@ -32,6 +32,11 @@ STUDY: dict[str, dict[str, object]] = {
     "paper_identity": {"identity_weight": 0.5},
     "attention": {"attention": True},
     "recommended": {"attention": True, "identity_weight": 0.5},
+    "attention_identity_to_clean": {
+        "attention": True,
+        "identity_weight": 0.5,
+        "identity_mappings": "to-clean",
+    },
     "shared_diffaugment": {"generator": "shared", "diffaugment": "color,translation,cutout"},
     "shared_attention_identity_diffaugment": {
         "generator": "shared",

@@ -33,11 +33,17 @@ SAMPLES_DIR = "samples"
 FIGURE_FILES = ("generator_loss.png", "cycle_loss.png", "discriminator_loss.png")
 
 
+IDENTITY_MAPPINGS = ("both", "to-clean")
+
+
 @dataclass(frozen=True)
 class TrainGanConfig:
     """Options of one training run; the defaults are the paper's setup (preset `paper`).
 
     `identity_weight` is relative to lambda (the reference's 0.5 means 0.5 * lambda).
+    `identity_mappings`: `both` (the reference: every generator leaves its target domain alone) or
+    `to-clean` (only the rust removers leave clean cars alone; an attention generator asked to keep
+    rusty cars unchanged learns an empty attention map and never paints rust).
     `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
     the last `decay_epochs` epochs. `diffaugment`: comma-separated subset of color,translation,cutout.
     """
@@ -63,6 +69,7 @@ class TrainGanConfig:
     cycle_schedule: str = "constant"
     cycle_weight_final: float | None = None
     identity_weight: float = 0.0
+    identity_mappings: str = "both"
     pool_size: int = 50
     diffaugment: str = ""
     flip: bool = True
@@ -98,6 +105,10 @@ class TrainGanConfig:
         require(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {', '.join(GAN_LOSSES)}")
         require(self.cycle_schedule in SCHEDULES, f"cycle_schedule must be one of {', '.join(SCHEDULES)}")
         require(self.cycle_weight >= 0 and self.identity_weight >= 0, "loss weights must be >= 0")
+        require(
+            self.identity_mappings in IDENTITY_MAPPINGS,
+            f"identity_mappings must be one of {', '.join(IDENTITY_MAPPINGS)}",
+        )
         require(
             self.cycle_schedule == "constant" or self.cycle_weight_final is not None,
             f"cycle_schedule {self.cycle_schedule!r} needs cycle_weight_final",
@@ -382,7 +393,8 @@ class GanTrainer:
                 same_clean = identity_loss(out[f"same_clean_{level}"], a)
                 losses[f"identity_{mapping_key(clean, level)}"] = same
                 losses[f"identity_{mapping_key(level, clean)}"] = same_clean
-                total_g = total_g + c.identity_weight * lam * (same + same_clean)
+                weighted = same_clean if c.identity_mappings == "to-clean" else same + same_clean
+                total_g = total_g + c.identity_weight * lam * weighted
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(total_g).backward()
         self.scaler_g.step(self.optimizer_g)

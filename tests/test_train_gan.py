@@ -151,6 +151,22 @@ def test_sampler_shuffles_each_pass_and_splits_ranks() -> None:
 # --------------------------------------------------------------------------------------------- step
 
 
+def test_identity_to_clean_leaves_out_the_rust_painters_identity(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    totals = {}
+    for mappings in ("both", "to-clean"):
+        torch.manual_seed(0)
+        config = tiny(
+            data, tmp_path / mappings, identity_weight=0.5, attention=True, identity_mappings=mappings
+        )
+        totals[mappings] = GanTrainer(config, images, CPU).train_step()
+    both, to_clean = totals["both"], totals["to-clean"]
+    painters = sum(both[f"identity_none_to_{level}"] for level in ("mild", "moderate", "severe"))
+    assert both["gen_total"] - to_clean["gen_total"] == pytest.approx(0.5 * 10.0 * painters, rel=1e-4)
+    with pytest.raises(ConfigError, match="identity_mappings"):
+        tiny(data, tmp_path, identity_mappings="sideways")
+
+
 def test_one_step_changes_every_network(data: Path, tmp_path: Path) -> None:
     config = tiny(
         data, tmp_path / "run", identity_weight=0.5, diffaugment="color,translation,cutout", attention=True

@@ -88,6 +88,13 @@ def train_gan_command(
     cycle_weight_final: Annotated[
         float | None, typer.Option("--lambda-final", help="Lambda at the end of a scheduled run.")
     ] = None,
+    identity_mappings: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-mappings",
+            help="both (every generator; the reference) or to-clean (only rust removers keep clean cars).",
+        ),
+    ] = None,
     identity_weight: Annotated[
         float | None, typer.Option("--identity", help="Identity loss weight, times lambda (0 = off).")
     ] = None,
@@ -146,6 +153,7 @@ def train_gan_command(
         "cycle_schedule": cycle_schedule,
         "cycle_weight_final": cycle_weight_final,
         "identity_weight": identity_weight,
+        "identity_mappings": identity_mappings,
         "pool_size": pool_size,
         "diffaugment": diffaugment,
         "flip": flip,
