@@ -69,6 +69,9 @@ def bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
     )
 
 
+SLOWISH = 24  # images behind a slow route, for the interrupted-run test
+
+
 class Site:
     """Routes of the loopback server: path -> (status, headers, body) or a callable handler."""
 
@@ -112,7 +115,7 @@ class Site:
         self.routes["/google/search"] = self._google
         self.routes["/flickr/services/rest/"] = self._flickr
         self.routes["/baidu/search/acjson"] = self._baidu
-        for seed in range(20):
+        for seed in range(SLOWISH):
             body = encode(picture(200 + seed, 160, 128), "JPEG", quality=85)
             self.routes[f"/slowish/{seed}.jpg"] = partial(self._delayed, body)
         # icrawler's GoogleParser un-escapes every URL it finds; a bad escape kills its thread.
@@ -194,7 +197,8 @@ class Site:
         _answer(handler, 200, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
     def _delayed(self, body: bytes, handler: BaseHTTPRequestHandler) -> None:
-        time.sleep(0.3)
+        # Slow enough that an interrupt after the third row always lands mid-run, even on a busy CI box.
+        time.sleep(0.6)
         _answer(handler, 200, {"Content-Type": "image/jpeg"}, body)
 
     def _baidu(self, handler: BaseHTTPRequestHandler) -> None:
@@ -708,7 +712,7 @@ def test_quiet_by_default_verbose_shows_icrawler_log(site: Site, tmp_path: Path)
 
 def test_interrupted_run_leaves_a_valid_manifest_and_no_partial_file(site: Site, tmp_path: Path) -> None:
     out = tmp_path / "raw"
-    sources = url_list(tmp_path, site, [f"/slowish/{seed}.jpg" for seed in range(20)])
+    sources = url_list(tmp_path, site, [f"/slowish/{seed}.jpg" for seed in range(SLOWISH)])
     command = [
         sys.executable,
         "-m",
@@ -733,7 +737,7 @@ def test_interrupted_run_leaves_a_valid_manifest_and_no_partial_file(site: Site,
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     rows = manifest_rows(out)
-    assert 3 <= len(rows) < 20
+    assert 3 <= len(rows) < SLOWISH
     for row in rows:
         data = (out / row["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
@@ -745,5 +749,5 @@ def test_interrupted_run_leaves_a_valid_manifest_and_no_partial_file(site: Site,
     for name in on_disk:
         if name not in (MANIFEST, REJECTED):
             read_image(out / name)
-    rest = scrape(config(out, sources))  # the rerun completes the job without fetching twice
-    assert rest.new + len(rows) + rest.queries[0].duplicates == 20 and leftovers(out) == []
+    rest = scrape(config(out, sources, timeout=5.0, threads=8))  # completes the job, fetching nothing twice
+    assert rest.new + len(rows) + rest.queries[0].duplicates == SLOWISH and leftovers(out) == []
