@@ -727,7 +727,14 @@ def test_interrupted_run_leaves_a_valid_manifest_and_no_partial_file(site: Site,
         "--threads",
         "3",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: give this child
+    # the default disposition so the test's Ctrl-C reaches it however the test run was started.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if (out / MANIFEST).exists() and len(manifest_rows(out)) >= 3:
