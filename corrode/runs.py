@@ -72,3 +72,33 @@ def _format(value: object) -> object:
 
 def _csv_cell(value: str) -> str:
     return f'"{value}"' if ("," in value or '"' in value) else value
+
+
+def open_run(
+    run_dir: Path, *, resume: bool, model_config: dict, kind: str, required: Iterable[str] = ()
+) -> dict | None:
+    """The training state to resume from, or None for a fresh run.
+
+    A fresh run refuses a folder that already holds one; a resumed run must hold a state with the
+    `required` keys, made for the same `model_config`.
+    """
+    from corrode import checkpoint
+    from corrode.errors import ConfigError, UsageError
+
+    state_path = run_dir / STATE
+    if not resume:
+        if state_path.exists() or (run_dir / WEIGHTS).exists():
+            raise UsageError(
+                f"{run_dir}: already holds a run; pass --resume {run_dir} to continue it, or another --out"
+            )
+        return None
+    state = checkpoint.load_state(state_path)
+    missing = sorted(set(required) - set(state))
+    if missing:
+        raise checkpoint.CheckpointError(state_path, f"not a {kind} training state (no {', '.join(missing)})")
+    if state.get("model_config") != model_config:
+        raise ConfigError(
+            f"{run_dir}: the run was trained with model {state.get('model_config')}, "
+            f"not {model_config}; resume with the run's own model options"
+        )
+    return state

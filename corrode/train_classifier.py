@@ -503,18 +503,12 @@ def _train(
         raise ConfigError("no DATA folder given (level folders none/ mild/ moderate/ severe/)")
     model_config = config.model_config()
 
-    state: dict[str, Any] | None = None
-    if config.resume is not None:
-        state = checkpoint.load_state(run_dir / runs.STATE)
-        if state.get("model_config") != to_dict(model_config):
-            raise ConfigError(
-                f"{run_dir}: the run was trained with model {state.get('model_config')}, "
-                f"not {to_dict(model_config)}; resume with the run's own width, size and dropout"
-            )
-    elif (run_dir / runs.STATE).exists() or (run_dir / runs.WEIGHTS).exists():
-        raise UsageError(
-            f"{run_dir}: already holds a run; pass --resume {run_dir} to continue it, or another --out"
-        )
+    state = runs.open_run(
+        run_dir,
+        resume=config.resume is not None,
+        model_config=to_dict(model_config),
+        kind="train-classifier",
+    )
 
     root, masks_root = resolve_data(config.data, config.masks)
     data = read_level_images(root, masks_root, config.size)

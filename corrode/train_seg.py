@@ -419,23 +419,13 @@ def _train(
         raise ConfigError("no DATA folder given (a Carvana-layout or images/ + masks/ folder)")
     model_config = config.model_config()
 
-    state: dict[str, Any] | None = None
-    if config.resume is not None:
-        state = checkpoint.load_state(run_dir / runs.STATE)
-        missing = sorted(set(STATE_KEYS) - set(state))
-        if missing:
-            raise checkpoint.CheckpointError(
-                run_dir / runs.STATE, f"not a train-seg training state (no {', '.join(missing)})"
-            )
-        if state.get("model_config") != to_dict(model_config):
-            raise ConfigError(
-                f"{run_dir}: the run was trained with model {state.get('model_config')}, "
-                f"not {to_dict(model_config)}; resume with the run's own width, decoder widths and size"
-            )
-    elif (run_dir / runs.STATE).exists() or (run_dir / runs.WEIGHTS).exists():
-        raise UsageError(
-            f"{run_dir}: already holds a run; pass --resume {run_dir} to continue it, or another --out"
-        )
+    state = runs.open_run(
+        run_dir,
+        resume=config.resume is not None,
+        model_config=to_dict(model_config),
+        kind="train-seg",
+        required=STATE_KEYS,
+    )
 
     pairs, bad = check_pairs(find_pairs(config.data))
     for error in bad:
