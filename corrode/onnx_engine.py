@@ -66,9 +66,7 @@ class OnnxTranslator:
         try:
             import onnxruntime
         except ImportError as exc:
-            raise UsageError(
-                "--engine onnx needs ONNX Runtime: pip install 'corrode[onnx]'"
-            ) from exc
+            raise UsageError("--engine onnx needs ONNX Runtime: pip install 'corrode[onnx]'") from exc
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()

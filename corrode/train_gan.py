@@ -30,7 +30,9 @@ from corrode.runs import CONFIG, METRICS, STATE, WEIGHTS
 Progress = Callable[[int, int, dict[str, float]], None]
 
 SAMPLES_DIR = "samples"
-FIGURE_FILES = ("generator_loss.png", "cycle_loss.png", "discriminator_loss.png")
+FIGURE_FILES = ("generator_loss.png", "cycle_loss.png", "discriminator_loss.png", "changed.png")
+# A car pixel counts as changed by a translation when a channel moves by more than this (of [-1, 1]).
+CHANGED_THRESHOLD = 0.2
 
 
 IDENTITY_MAPPINGS = ("both", "to-clean")
@@ -62,6 +64,7 @@ class TrainGanConfig:
     residual_blocks: int = 9
     generator: str = "separate"
     attention: bool = False
+    upsample: str = "transposed"
     discriminator: str = "paper"
     discriminator_channels: int = 64
     gan_loss: str = "lsgan"
@@ -84,7 +87,7 @@ class TrainGanConfig:
     def __post_init__(self) -> None:
         from corrode.diffaugment import parse_policy
         from corrode.losses import GAN_LOSSES, SCHEDULES
-        from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS
+        from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS, UPSAMPLES
 
         require(
             self.image_size >= 32 and self.image_size % 4 == 0,
@@ -99,6 +102,7 @@ class TrainGanConfig:
         )
         require(self.learning_rate > 0, "learning_rate must be > 0")
         require(self.generator in GENERATORS, f"generator must be one of {', '.join(GENERATORS)}")
+        require(self.upsample in UPSAMPLES, f"upsample must be one of {', '.join(UPSAMPLES)}")
         require(
             self.discriminator in DISCRIMINATORS, f"discriminator must be one of {', '.join(DISCRIMINATORS)}"
         )
@@ -133,6 +137,7 @@ class TrainGanConfig:
             residual_blocks=self.residual_blocks,
             generator=self.generator,
             attention=self.attention,
+            upsample=self.upsample,
             discriminator=self.discriminator,
             discriminator_channels=self.discriminator_channels,
         )
@@ -142,7 +147,12 @@ class TrainGanConfig:
 # keeps each car's shape and paint colour while the rust grows from mild to severe (see README).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "recommended": {"attention": True, "identity_weight": 0.5},
+    "recommended": {
+        "attention": True,
+        "identity_weight": 0.5,
+        "identity_mappings": "to-clean",
+        "cycle_weight": 3.0,
+    },
 }
 
 
@@ -252,6 +262,14 @@ def load_levels(
 
 
 # ------------------------------------------------------------------------------------------ trainer
+
+
+def changed_share(translated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Share of car pixels (not the black background) where some channel moved by more than
+    `CHANGED_THRESHOLD`; `(B, 3, H, W)` images in [-1, 1]. Tracks whether a generator paints rust."""
+    car = original.amax(1) > -0.95
+    moved = (translated.float() - original.float()).abs().amax(1) > CHANGED_THRESHOLD
+    return (moved & car).sum() / car.sum().clamp(min=1)
 
 
 class GanTrainer:
@@ -395,6 +413,9 @@ class GanTrainer:
                 losses[f"identity_{mapping_key(level, clean)}"] = same_clean
                 weighted = same_clean if c.identity_mappings == "to-clean" else same + same_clean
                 total_g = total_g + c.identity_weight * lam * weighted
+        with torch.no_grad():  # how much of each car the rust painters change: 0 means they paint nothing
+            for level in rusty:
+                losses[f"changed_{mapping_key(clean, level)}"] = changed_share(out[f"fake_{level}"], a)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(total_g).backward()
         self.scaler_g.step(self.optimizer_g)
@@ -525,7 +546,8 @@ def gan_model_metadata(trainer: GanTrainer) -> dict[str, Any]:
 
 
 def write_loss_figures(out: Path, levels: tuple[str, ...], smooth: int = 25) -> list[Path]:
-    """Figures 9, 10, 11 of the paper from metrics.csv: generator, cycle and discriminator losses."""
+    """Figures 9, 10, 11 of the paper from metrics.csv: generator, cycle and discriminator losses,
+    and the share of car pixels each clean -> level generator changes (0 throughout: it paints nothing)."""
     from corrode.plots import plot_panels
     from corrode.runs import MetricsLog
 
@@ -550,7 +572,12 @@ def write_loss_figures(out: Path, levels: tuple[str, ...], smooth: int = 25) -> 
     cycle_order = [(clean, level, clean) for level in rusty] + [(level, clean, level) for level in rusty]
     cycle = {" -> ".join(c): {"L1": series("cycle_" + "_".join(c))} for c in cycle_order}
     discriminator = {f"D {level}": {"loss": series(f"disc_{level}")} for level in levels}
-    return [
+    changed = {
+        f"{clean} -> {level}": {"changed": series(f"changed_{clean}_to_{level}")}
+        for level in rusty
+        if f"changed_{clean}_to_{level}" in rows[0]
+    }
+    figures = [
         plot_panels(
             generator, out / FIGURE_FILES[0], title="Generator loss vs. steps (paper fig. 9)", smooth=window
         ),
@@ -567,6 +594,16 @@ def write_loss_figures(out: Path, levels: tuple[str, ...], smooth: int = 25) -> 
             smooth=window,
         ),
     ]
+    if changed:
+        figures.append(
+            plot_panels(
+                changed,
+                out / FIGURE_FILES[3],
+                title=f"Share of car pixels changed (> {CHANGED_THRESHOLD} of [-1, 1]) vs. steps",
+                smooth=window,
+            )
+        )
+    return figures
 
 
 @contextlib.contextmanager
@@ -589,13 +626,21 @@ def _interrupt_flag() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _defaulted_fields() -> list[Any]:
+    import dataclasses
+
+    return [f for f in dataclasses.fields(TrainGanConfig) if f.default is not dataclasses.MISSING]
+
+
 def _check_resumable(config: TrainGanConfig, out: Path) -> None:
     saved_path = out / CONFIG
     if not saved_path.exists():
         raise UsageError(f"{out}: cannot resume, no {CONFIG} (is this a train-gan run folder?)")
     import json
 
-    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    # Options added after the run was made are absent from its config.json: they had their defaults.
+    defaults = to_dict(replace(config, **{f.name: f.default for f in _defaulted_fields()}))
+    saved = {**defaults, **json.loads(saved_path.read_text(encoding="utf-8"))}
     current = to_dict(config)
     changed = sorted(k for k in current if k not in _RESUMABLE and saved.get(k) != current[k])
     if changed:

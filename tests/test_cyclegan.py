@@ -21,6 +21,15 @@ def test_paper_generator_has_the_reference_parameter_count() -> None:
     assert count_parameters(ResnetGenerator(64, 9)) == 11_378_179
 
 
+def test_resize_upsampling_keeps_the_parameter_count_and_shapes() -> None:
+    assert count_parameters(ResnetGenerator(64, 9, upsample="resize")) == 11_378_179
+    generator = ResnetGenerator(4, 1, upsample="resize", attention=True)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in generator.modules())
+    assert generator(torch.rand(1, 3, 32, 48) * 2 - 1).shape == (1, 3, 32, 48)
+    model = MultiDomainCycleGAN(CycleGanConfig(**TINY, generator="shared", upsample="resize"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+
+
 def test_generator_keeps_shape_and_tanh_range() -> None:
     torch.manual_seed(0)
     generator = ResnetGenerator(4, 2)
@@ -138,5 +147,7 @@ def test_bad_model_configs() -> None:
         CycleGanConfig(generator="onehot")
     with pytest.raises(ConfigError):
         CycleGanConfig(discriminator="pixel")
+    with pytest.raises(ConfigError):
+        CycleGanConfig(upsample="bilinear-ish")
     with pytest.raises(ConfigError):
         CycleGanConfig(levels=("none",))

@@ -20,7 +20,15 @@ from corrode.datasets import DatasetError
 from corrode.distributed import DistContext
 from corrode.errors import ConfigError, UsageError
 from corrode.runs import MetricsLog
-from corrode.train_gan import DomainSampler, GanTrainer, TrainGanConfig, load_levels, train_gan, with_preset
+from corrode.train_gan import (
+    DomainSampler,
+    GanTrainer,
+    TrainGanConfig,
+    changed_share,
+    load_levels,
+    train_gan,
+    with_preset,
+)
 
 COUNTS = {"none": 5, "mild": 2, "moderate": 3, "severe": 2}
 CPU = DistContext(0, 1, 0, torch.device("cpu"))
@@ -72,6 +80,17 @@ def data(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------------------------------- config
 
 
+def test_changed_share_counts_car_pixels_only() -> None:
+    clean = torch.full((1, 3, 4, 4), -1.0)
+    clean[..., :2] = 0.2  # the car: the left half; the right half is black background
+    assert float(changed_share(clean, clean)) == 0.0
+    painted = clean.clone()
+    painted[:, 0, :2, :2] = 0.9  # a quarter of the image, half of the car
+    painted[:, 1, :, 2:] = 0.5  # background changes do not count
+    assert float(changed_share(painted, clean)) == 0.5
+    assert float(changed_share(clean + 0.1, clean)) == 0.0  # below the threshold
+
+
 def test_presets_and_bad_configs(tmp_path: Path) -> None:
     config = TrainGanConfig(data=tmp_path)
     assert (config.epochs, config.batch_size, config.cycle_weight, config.pool_size) == (200, 1, 10.0, 50)
@@ -83,6 +102,7 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
     )
     recommended = with_preset(config, "recommended")
     assert recommended.attention and recommended.identity_weight > 0
+    assert recommended.identity_mappings == "to-clean" and recommended.cycle_weight < config.cycle_weight
     with pytest.raises(UsageError):
         with_preset(config, "fastest")
     for bad in (
@@ -92,6 +112,7 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
         {"generator": "onehot"},
         {"cycle_schedule": "linear"},
         {"gan_loss": "hinge"},
+        {"upsample": "pixelshuffle"},
     ):
         with pytest.raises(ConfigError):
             replace(config, **bad)
@@ -234,6 +255,7 @@ def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
         "generator_loss.png",
         "cycle_loss.png",
         "discriminator_loss.png",
+        "changed.png",
         "samples",
     } <= names
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
@@ -243,6 +265,8 @@ def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
     assert [int(r["step"]) for r in rows] == list(range(1, 11))
     assert float(rows[0]["lambda"]) == 10.0 and float(rows[-1]["lambda"]) == 5.0
     assert float(rows[-1]["lr"]) < float(rows[0]["lr"])
+    for level in ("mild", "moderate", "severe"):
+        assert all(0.0 <= float(r[f"changed_none_to_{level}"]) <= 1.0 for r in rows)
     config, state = read_model(out / "model.safetensors", kind="gan")
     assert config["image_size"] == 32 and config["model"]["generator"] == "shared"
     assert json.loads((out / "config.json").read_text())["gan_loss"] == "log"
@@ -275,6 +299,13 @@ def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> Non
                 )
     with pytest.raises(ConfigError, match="base_channels"):
         train_gan(replace(config, resume=True, base_channels=8))
+    # A run made before an option existed has no such key in its config.json: it had the default.
+    saved = json.loads((tmp_path / "cut" / "config.json").read_text())
+    del saved["upsample"]
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(saved))
+    train_gan(replace(config, resume=True, epochs=3, decay_epochs=1))
+    with pytest.raises(ConfigError, match="upsample"):
+        train_gan(replace(config, resume=True, epochs=3, decay_epochs=1, upsample="resize"))
 
 
 # ---------------------------------------------------------------------------------------------- DDP

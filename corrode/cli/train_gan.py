@@ -72,6 +72,13 @@ def train_gan_command(
             "--attention/--no-attention", help="Generators paint a corrosion layer through a soft map."
         ),
     ] = None,
+    upsample: Annotated[
+        str | None,
+        typer.Option(
+            "--upsample",
+            help="Generator upsampling: transposed (the paper) or resize (nearest + conv, no checkerboard).",
+        ),
+    ] = None,
     discriminator: Annotated[
         str | None, typer.Option("--discriminator", help="paper (8x8 at 256 px) or patch (70x70 PatchGAN).")
     ] = None,
@@ -146,6 +153,7 @@ def train_gan_command(
         "residual_blocks": residual_blocks,
         "generator": generator,
         "attention": attention,
+        "upsample": upsample,
         "discriminator": discriminator,
         "discriminator_channels": discriminator_channels,
         "gan_loss": gan_loss,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 GENERATORS = ("separate", "shared")
+UPSAMPLES = ("transposed", "resize")
 DISCRIMINATORS = ("paper", "patch")
 
 
@@ -23,7 +24,9 @@ class CycleGanConfig:
 
     `generator="shared"` is one conditional generator for every translation (conditional instance
     norm on the target level); `attention=True` makes each generator predict a corrosion layer and a
-    soft map of where it goes, keeping the input's pixels elsewhere.
+    soft map of where it goes, keeping the input's pixels elsewhere. `upsample="resize"` swaps the
+    generator's two transposed convolutions for nearest-neighbour upsampling + 3x3 convolution (same
+    parameter count), which does not draw the transposed convolution's checkerboard.
     """
 
     levels: tuple[str, ...] = ("none", "mild", "moderate", "severe")
@@ -31,6 +34,7 @@ class CycleGanConfig:
     residual_blocks: int = 9
     generator: str = "separate"
     attention: bool = False
+    upsample: str = "transposed"
     discriminator: str = "paper"
     discriminator_channels: int = 64
 
@@ -41,6 +45,8 @@ class CycleGanConfig:
             raise ConfigError(f"levels must be two or more distinct names, got {list(self.levels)}")
         if self.generator not in GENERATORS:
             raise ConfigError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if self.upsample not in UPSAMPLES:
+            raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {self.upsample!r}")
         if self.discriminator not in DISCRIMINATORS:
             raise ConfigError(
                 f"discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
@@ -133,11 +139,23 @@ class ResidualBlock(nn.Module):
         return x + self.norm(self.conv(self.pad(self.first(x, condition))), condition)
 
 
+def _upsampling_conv(channels_in: int, channels_out: int, kind: str) -> nn.Module:
+    """Doubles the size: a stride-1/2 transposed convolution, or nearest upsampling + 3x3 convolution."""
+    if kind == "transposed":
+        return nn.ConvTranspose2d(channels_in, channels_out, 3, stride=2, padding=1, output_padding=1)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(channels_in, channels_out, 3),
+    )
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN ResNet generator: c7s1-C, d2C, d4C, R4C x blocks, u2C, uC, c7s1-3, tanh.
 
     `conditions` > 0 swaps every instance norm for a conditional one (shared generator); `attention`
-    adds a fourth output channel, a sigmoid map `m`, and returns `m * layer + (1 - m) * input`.
+    adds a fourth output channel, a sigmoid map `m`, and returns `m * layer + (1 - m) * input`;
+    `upsample="resize"` upsamples by nearest neighbour + convolution instead of transposed convolution.
     With 64 base channels and 9 blocks (no conditions, no attention) it has 11,378,179 parameters.
     """
 
@@ -148,6 +166,7 @@ class ResnetGenerator(nn.Module):
         *,
         conditions: int = 0,
         attention: bool = False,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         c = base_channels
@@ -162,14 +181,8 @@ class ResnetGenerator(nn.Module):
         self.blocks = nn.ModuleList([ResidualBlock(4 * c, conditions) for _ in range(residual_blocks)])
         self.up = nn.ModuleList(
             [
-                _ConvNormReLU(
-                    nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1),
-                    2 * c,
-                    conditions,
-                ),
-                _ConvNormReLU(
-                    nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1), c, conditions
-                ),
+                _ConvNormReLU(_upsampling_conv(4 * c, 2 * c, upsample), 2 * c, conditions),
+                _ConvNormReLU(_upsampling_conv(2 * c, c, upsample), c, conditions),
             ]
         )
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, 4 if attention else 3, 7))
@@ -247,11 +260,15 @@ class GeneratorSet(nn.Module):
                 config.residual_blocks,
                 conditions=len(config.levels),
                 attention=config.attention,
+                upsample=config.upsample,
             )
         else:
             for source, target in config.mappings():
                 self.translators[mapping_key(source, target)] = ResnetGenerator(
-                    config.base_channels, config.residual_blocks, attention=config.attention
+                    config.base_channels,
+                    config.residual_blocks,
+                    attention=config.attention,
+                    upsample=config.upsample,
                 )
 
     def translate(self, images: torch.Tensor, source: str, target: str) -> torch.Tensor:
