@@ -38,8 +38,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--budget-minutes", type=float, default=15.0, help="training time per configuration")
     parser.add_argument("--eval-every", type=float, default=60.0, help="training seconds between evaluations")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--base-channels", type=int, default=32)
-    parser.add_argument("--residual-blocks", type=int, default=6)
+    # The widths of benchmarks/train_gan_quality.py, where the recommended preset was found.
+    parser.add_argument("--base-channels", type=int, default=16)
+    parser.add_argument("--residual-blocks", type=int, default=4)
+    parser.add_argument("--discriminator-channels", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=1, help="the paper's is 1")
     parser.add_argument("--configs", default="paper,improved", help="comma-separated: paper, improved")
     parser.add_argument("--eval-images", type=int, default=32, help="clean cars translated per evaluation")
@@ -113,7 +115,7 @@ def gan_configs(args: argparse.Namespace, data: Path, work: Path) -> dict[str, A
         batch_size=args.batch_size,
         base_channels=args.base_channels,
         residual_blocks=args.residual_blocks,
-        discriminator_channels=args.base_channels,
+        discriminator_channels=args.discriminator_channels,
         # A long nominal run: the learning rate stays flat within the budget for both configurations.
         epochs=1000,
         decay_epochs=500,
@@ -134,7 +136,7 @@ def evaluate_now(
     from corrode.translate import Translator
 
     translator = Translator(
-        generators=trainer.generators,
+        generators=trainer.exported,
         image_size=args.size,
         clean=trainer.clean,
         levels=tuple(trainer.rusty),
@@ -142,7 +144,7 @@ def evaluate_now(
         dtype=trainer.dtype,
         source=Path("<in memory>"),
     )
-    trainer.generators.eval()
+    trainer.exported.eval()
     try:
         cfg = EvaluateConfig(
             data=data,
@@ -154,7 +156,7 @@ def evaluate_now(
         )
         report = evaluate(cfg, translator=translator, classifier=classifier, cache=cache)
     finally:
-        trainer.generators.train()
+        trainer.exported.train()
     per_level = report.levels
     names = list(per_level)
 
@@ -210,7 +212,7 @@ def run_one(
     # The generators as they ended, for a look with `corrode evaluate --gan WORK/<config>` or render.
     save_model(
         args.work / name / "model.safetensors",
-        trainer.generators,
+        trainer.exported,
         kind="gan",
         config=gan_model_metadata(trainer),
     )

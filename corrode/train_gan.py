@@ -46,6 +46,11 @@ class TrainGanConfig:
     `identity_mappings`: `both` (the reference: every generator leaves its target domain alone) or
     `to-clean` (only the rust removers leave clean cars alone; an attention generator asked to keep
     rusty cars unchanged learns an empty attention map and never paints rust).
+    `cycle_noise`: standard deviation of Gaussian noise added to translations before they are
+    translated back (in [-1, 1] units), against patterns hidden to cheat the cycle loss.
+    `ema`: decay of an exponential moving average of the generators' weights (e.g. 0.999; 0 = off);
+    when on, samples and model.safetensors use the averaged generators, which flicker less from
+    step to step than the trained ones (Yazici et al., ICLR 2019).
     `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
     the last `decay_epochs` epochs. `diffaugment`: comma-separated subset of color,translation,cutout.
     """
@@ -73,6 +78,8 @@ class TrainGanConfig:
     cycle_weight_final: float | None = None
     identity_weight: float = 0.0
     identity_mappings: str = "both"
+    cycle_noise: float = 0.0
+    ema: float = 0.0
     pool_size: int = 50
     diffaugment: str = ""
     flip: bool = True
@@ -109,6 +116,8 @@ class TrainGanConfig:
         require(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {', '.join(GAN_LOSSES)}")
         require(self.cycle_schedule in SCHEDULES, f"cycle_schedule must be one of {', '.join(SCHEDULES)}")
         require(self.cycle_weight >= 0 and self.identity_weight >= 0, "loss weights must be >= 0")
+        require(self.cycle_noise >= 0, f"cycle_noise must be >= 0, got {self.cycle_noise}")
+        require(0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}")
         require(
             self.identity_mappings in IDENTITY_MAPPINGS,
             f"identity_mappings must be one of {', '.join(IDENTITY_MAPPINGS)}",
@@ -314,6 +323,13 @@ class GanTrainer:
         self.optimizer_d = torch.optim.Adam(
             self.discriminators.parameters(), lr=config.learning_rate, betas=betas
         )
+        self.averaged: torch.optim.swa_utils.AveragedModel | None = None
+        if config.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.averaged = AveragedModel(
+                self.generators, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True
+            )
         self.scaler_g = grad_scaler(self.device, self.dtype)
         self.scaler_d = grad_scaler(self.device, self.dtype)
 
@@ -387,7 +403,7 @@ class GanTrainer:
         # Generators: the discriminators are judges only, so they are called unwrapped (no DDP sync).
         self.discriminators.requires_grad_(False)
         with self._autocast():
-            out = self.generator_pass(a, x, use_identity)
+            out = self.generator_pass(a, x, use_identity, c.cycle_noise)
             judged = self.discriminators(
                 {
                     **{level: self._augment(out[f"fake_{level}"]) for level in rusty},
@@ -420,6 +436,8 @@ class GanTrainer:
         self.scaler_g.scale(total_g).backward()
         self.scaler_g.step(self.optimizer_g)
         self.scaler_g.update()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.generators)
         losses["gen_total"] = total_g.detach()
 
         # Discriminators: real vs pooled fakes; D_clean sees the three back-translations, each weighted
@@ -458,13 +476,18 @@ class GanTrainer:
         values["lr"] = lr
         return values
 
+    @property
+    def exported(self) -> torch.nn.Module:
+        """The generators to sample from and to save for rendering: the averaged ones when `ema` is on."""
+        return self.generators if self.averaged is None else self.averaged.module
+
     # --- samples
     @torch.no_grad()
     def sample_rows(self, clean_images: torch.Tensor) -> list[list[Any]]:
         """Per clean image: input, its translation to each level, and each cycle back (uint8 HWC)."""
         from corrode.images import to_array
 
-        generators = self.generators
+        generators = self.exported
         a = clean_images.to(self.device).float() / 127.5 - 1.0
         rows: list[list[Any]] = [[to_array((image + 1) / 2)] for image in a.cpu()]
         with self._autocast():
@@ -501,6 +524,7 @@ class GanTrainer:
             "step": self.step,
             "generators": self.generators.state_dict(),
             "discriminators": self.discriminators.state_dict(),
+            "averaged": self.averaged.state_dict() if self.averaged is not None else {},
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(),
@@ -515,6 +539,8 @@ class GanTrainer:
         try:
             load_weights(self.generators, state["generators"], path)
             load_weights(self.discriminators, state["discriminators"], path)
+            if self.averaged is not None:
+                self.averaged.load_state_dict(state["averaged"])
             self.optimizer_g.load_state_dict(state["optimizer_g"])
             self.optimizer_d.load_state_dict(state["optimizer_d"])
             self.scaler_g.load_state_dict(state["scaler_g"])
@@ -682,7 +708,7 @@ def train_gan(config: TrainGanConfig, progress: Progress | None = None) -> Path:
             state = trainer.state_dict()  # every rank takes part (gathers per-rank pools and RNG)
             if main:
                 save_state(out / STATE, state)
-                save_model(out / WEIGHTS, trainer.generators, kind="gan", config=gan_model_metadata(trainer))
+                save_model(out / WEIGHTS, trainer.exported, kind="gan", config=gan_model_metadata(trainer))
 
         def end_of_epoch(epoch: int) -> None:
             if main and len(sample_images):

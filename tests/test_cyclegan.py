@@ -142,6 +142,21 @@ def test_generator_set_forward_gives_every_image_of_a_step(kind: str) -> None:
     assert all(v.shape == (2, 3, 16, 16) for v in out.values())
 
 
+def test_cycle_noise_reaches_the_way_back_only() -> None:
+    torch.manual_seed(0)
+    generators = GeneratorSet(CycleGanConfig(**TINY))
+    a = torch.rand(2, 3, 16, 16) * 2 - 1
+    x = {level: torch.rand(2, 3, 16, 16) * 2 - 1 for level in ("mild", "moderate", "severe")}
+    plain = generators(a, x)
+    noisy = generators(a, x, cycle_noise=0.5)
+    for level in x:
+        assert torch.equal(plain[f"fake_{level}"], noisy[f"fake_{level}"])
+        assert torch.equal(plain[f"back_{level}"], noisy[f"back_{level}"])
+        assert not torch.allclose(plain[f"rec_clean_{level}"], noisy[f"rec_clean_{level}"])
+        assert not torch.allclose(plain[f"rec_{level}"], noisy[f"rec_{level}"])
+    assert torch.equal(generators(a, x, cycle_noise=0.0)["rec_mild"], plain["rec_mild"])
+
+
 def test_bad_model_configs() -> None:
     with pytest.raises(ConfigError):
         CycleGanConfig(generator="onehot")

@@ -113,6 +113,7 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
         {"cycle_schedule": "linear"},
         {"gan_loss": "hinge"},
         {"upsample": "pixelshuffle"},
+        {"cycle_noise": -0.1},
     ):
         with pytest.raises(ConfigError):
             replace(config, **bad)
@@ -223,6 +224,28 @@ def test_one_step_changes_every_network(data: Path, tmp_path: Path) -> None:
     assert trainer.steps_per_epoch == 5 and trainer.total_steps == 10 and trainer.step == 1
 
 
+def test_ema_averages_the_generators_and_is_what_gets_saved(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    trainer = GanTrainer(tiny(data, tmp_path / "run", ema=0.75), images, CPU)
+    key = "translators.none_to_mild.head.1.weight"
+    trained = []
+    for _ in range(3):
+        trainer.train_step()
+        trained.append(trainer.generators.state_dict()[key].clone())
+    # the first update copies, later ones move a quarter of the way towards the trained weights
+    expected = 0.75 * (0.75 * trained[0] + 0.25 * trained[1]) + 0.25 * trained[2]
+    assert torch.allclose(trainer.exported.state_dict()[key], expected, atol=1e-6)
+    assert not torch.allclose(trainer.exported.state_dict()[key], trained[2])
+    assert tiny(data, tmp_path).ema == 0.0 and GanTrainer(tiny(data, tmp_path), images, CPU).averaged is None
+    with pytest.raises(ConfigError, match="ema"):
+        tiny(data, tmp_path, ema=1.0)
+    out = train_gan(tiny(data, tmp_path / "saved", ema=0.75))
+    _, saved = read_model(out / "model.safetensors", kind="gan")
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert torch.equal(saved[key], state["averaged"][f"module.{key}"])
+    assert not torch.equal(saved[key], state["generators"][key])
+
+
 def test_discriminator_clean_is_not_trained_three_times_as_hard(data: Path, tmp_path: Path) -> None:
     images, _ = load_levels(data, 32)
     trainer = GanTrainer(tiny(data, tmp_path / "run", pool_size=0), images, CPU)
@@ -275,7 +298,13 @@ def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
 
 
 def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> None:
-    options = {"identity_weight": 0.5, "diffaugment": "color,translation,cutout", "checkpoint_every": 3}
+    options = {
+        "identity_weight": 0.5,
+        "diffaugment": "color,translation,cutout",
+        "cycle_noise": 0.1,
+        "ema": 0.9,
+        "checkpoint_every": 3,
+    }
     whole = train_gan(tiny(data, tmp_path / "whole", **options))
 
     def interrupt(step: int, total: int, losses: dict) -> None:

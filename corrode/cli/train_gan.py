@@ -33,8 +33,8 @@ def train_gan_command(
         str,
         typer.Option(
             "--preset",
-            help="paper: the paper's setup; recommended: attention generator + identity loss, which keeps "
-            "each car's paint colour.",
+            help="paper: the paper's setup; recommended: attention generator, identity loss on the rust "
+            "removers, lambda 3 (keeps each car's paint, grows rust mild -> severe).",
         ),
     ] = "paper",
     masks: Annotated[
@@ -102,6 +102,20 @@ def train_gan_command(
             help="both (every generator; the reference) or to-clean (only rust removers keep clean cars).",
         ),
     ] = None,
+    cycle_noise: Annotated[
+        float | None,
+        typer.Option(
+            "--cycle-noise",
+            help="Noise std (of [-1, 1]) added to translations before the way back; 0 = off (paper).",
+        ),
+    ] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option(
+            "--ema",
+            help="Average the generators' weights with this decay (e.g. 0.999); render with them. 0 = off.",
+        ),
+    ] = None,
     identity_weight: Annotated[
         float | None, typer.Option("--identity", help="Identity loss weight, times lambda (0 = off).")
     ] = None,
@@ -162,6 +176,8 @@ def train_gan_command(
         "cycle_weight_final": cycle_weight_final,
         "identity_weight": identity_weight,
         "identity_mappings": identity_mappings,
+        "cycle_noise": cycle_noise,
+        "ema": ema,
         "pool_size": pool_size,
         "diffaugment": diffaugment,
         "flip": flip,

@@ -293,13 +293,20 @@ class GeneratorSet(nn.Module):
         return list(self.shared(batch, condition).split([len(images) for images, _, _ in jobs]))
 
     def forward(
-        self, clean: torch.Tensor, rusty: dict[str, torch.Tensor], identity: bool = False
+        self,
+        clean: torch.Tensor,
+        rusty: dict[str, torch.Tensor],
+        identity: bool = False,
+        cycle_noise: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """The images one training step needs, for clean batch `a` and a batch `x[L]` per rusty level L.
 
         Keys: `fake_L` = G[A->L](a), `back_L` = G[L->A](x[L]), `rec_clean_L` = G[L->A](fake_L),
         `rec_L` = G[A->L](back_L); with `identity`, `same_L` = G[A->L](x[L]) and `same_clean_L` =
-        G[L->A](a).
+        G[L->A](a). `cycle_noise` > 0 adds Gaussian noise of that standard deviation to `fake_L`
+        and `back_L` before they are translated back, so the round trip cannot lean on a faint
+        pattern hidden in the translation (CycleGAN's steganography: Chu et al., 2017; the noise
+        defence: Bashkirova et al., 2019).
         """
         a, levels = self.config.clean, list(rusty)
         first = [(clean, a, level) for level in levels] + [(rusty[level], level, a) for level in levels]
@@ -308,8 +315,12 @@ class GeneratorSet(nn.Module):
         outputs = self.translate_many(first)
         fakes = dict(zip(levels, outputs[: len(levels)], strict=True))
         backs = dict(zip(levels, outputs[len(levels) : 2 * len(levels)], strict=True))
-        second = [(fakes[level], level, a) for level in levels] + [
-            (backs[level], a, level) for level in levels
+
+        def noisy(images: torch.Tensor) -> torch.Tensor:
+            return images + cycle_noise * torch.randn_like(images) if cycle_noise > 0 else images
+
+        second = [(noisy(fakes[level]), level, a) for level in levels] + [
+            (noisy(backs[level]), a, level) for level in levels
         ]
         recs = self.translate_many(second)
         result: dict[str, torch.Tensor] = {}
