@@ -27,16 +27,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from corrode.train_gan import PRESETS
+
+_LAMBDA3 = {"attention": True, "identity_weight": 0.5, "identity_mappings": "to-clean", "cycle_weight": 3.0}
 STUDY: dict[str, dict[str, object]] = {
     "paper": {},
     "paper_identity": {"identity_weight": 0.5},
     "attention": {"attention": True},
-    "recommended": {"attention": True, "identity_weight": 0.5},
+    "attention_identity": {"attention": True, "identity_weight": 0.5},
     "attention_identity_to_clean": {
         "attention": True,
         "identity_weight": 0.5,
         "identity_mappings": "to-clean",
     },
+    "attention_to_clean_lambda1": {**_LAMBDA3, "cycle_weight": 1.0},
+    "attention_to_clean_lambda3": _LAMBDA3,
+    "attention_to_clean_lambda5": {**_LAMBDA3, "cycle_weight": 5.0},
+    "attention_to_clean_lambda3_resize": {**_LAMBDA3, "upsample": "resize"},
+    "attention_to_clean_lambda3_diffaugment": {**_LAMBDA3, "diffaugment": "translation,cutout"},
+    "attention_to_clean_lambda3_patch": {**_LAMBDA3, "discriminator": "patch"},
+    "attention_to_clean_lambda3_patch_noise": {**_LAMBDA3, "discriminator": "patch", "cycle_noise": 0.1},
+    "recommended": PRESETS["recommended"],
     "shared_diffaugment": {"generator": "shared", "diffaugment": "color,translation,cutout"},
     "shared_attention_identity_diffaugment": {
         "generator": "shared",

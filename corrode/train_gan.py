@@ -48,7 +48,8 @@ class TrainGanConfig:
     rusty cars unchanged learns an empty attention map and never paints rust).
     `cycle_noise`: standard deviation of Gaussian noise added to translations before they are
     translated back (in [-1, 1] units), against patterns hidden to cheat the cycle loss.
-    `ema`: decay of an exponential moving average of the generators' weights (e.g. 0.999; 0 = off);
+    `ema`: decay of an exponential moving average of the generators' weights (e.g. 0.999; 0 = off;
+    ramped up from 0.1 over the first updates, so short runs are not dominated by their start);
     when on, samples and model.safetensors use the averaged generators, which flicker less from
     step to step than the trained ones (Yazici et al., ICLR 2019).
     `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
@@ -161,6 +162,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "identity_weight": 0.5,
         "identity_mappings": "to-clean",
         "cycle_weight": 3.0,
+        "cycle_noise": 0.1,
+        "discriminator": "patch",
+        "ema": 0.999,
     },
 }
 
@@ -273,6 +277,17 @@ def load_levels(
 # ------------------------------------------------------------------------------------------ trainer
 
 
+def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], Any], None]:
+    """An `AveragedModel` update whose decay ramps up as `min(decay, (1 + n) / (10 + n))` after n
+    updates, so the average follows the last ~10 % of a short run instead of its first weights."""
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: Any) -> None:
+        n = float(updates)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return update
+
+
 def changed_share(translated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """Share of car pixels (not the black background) where some channel moved by more than
     `CHANGED_THRESHOLD`; `(B, 3, H, W)` images in [-1, 1]. Tracks whether a generator paints rust."""
@@ -325,10 +340,10 @@ class GanTrainer:
         )
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         if config.ema > 0:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            from torch.optim.swa_utils import AveragedModel
 
             self.averaged = AveragedModel(
-                self.generators, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True
+                self.generators, multi_avg_fn=ema_with_warmup(config.ema), use_buffers=True
             )
         self.scaler_g = grad_scaler(self.device, self.dtype)
         self.scaler_d = grad_scaler(self.device, self.dtype)

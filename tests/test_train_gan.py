@@ -25,6 +25,7 @@ from corrode.train_gan import (
     GanTrainer,
     TrainGanConfig,
     changed_share,
+    ema_with_warmup,
     load_levels,
     train_gan,
     with_preset,
@@ -227,13 +228,18 @@ def test_one_step_changes_every_network(data: Path, tmp_path: Path) -> None:
 def test_ema_averages_the_generators_and_is_what_gets_saved(data: Path, tmp_path: Path) -> None:
     images, _ = load_levels(data, 32)
     trainer = GanTrainer(tiny(data, tmp_path / "run", ema=0.75), images, CPU)
+    capped = ema_with_warmup(0.75)
+    average = [torch.zeros(2)]
+    capped(average, [torch.ones(2)], torch.tensor(1000))
+    assert torch.allclose(average[0], torch.full((2,), 0.25))
     key = "translators.none_to_mild.head.1.weight"
     trained = []
     for _ in range(3):
         trainer.train_step()
         trained.append(trainer.generators.state_dict()[key].clone())
-    # the first update copies, later ones move a quarter of the way towards the trained weights
-    expected = 0.75 * (0.75 * trained[0] + 0.25 * trained[1]) + 0.25 * trained[2]
+    # the first update copies; the decay ramps up as (1 + n) / (10 + n), capped at 0.75
+    d1, d2 = 2 / 11, 3 / 12
+    expected = d2 * (d1 * trained[0] + (1 - d1) * trained[1]) + (1 - d2) * trained[2]
     assert torch.allclose(trainer.exported.state_dict()[key], expected, atol=1e-6)
     assert not torch.allclose(trainer.exported.state_dict()[key], trained[2])
     assert tiny(data, tmp_path).ema == 0.0 and GanTrainer(tiny(data, tmp_path), images, CPU).averaged is None
