@@ -46,7 +46,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--configs", default="paper,improved", help="comma-separated: paper, improved")
     parser.add_argument("--eval-images", type=int, default=32, help="clean cars translated per evaluation")
     parser.add_argument("--real-images", type=int, default=64, help="real cars per level for FID")
-    parser.add_argument("--classifier-epochs", type=int, default=20)
+    parser.add_argument("--classifier-epochs", type=int, default=60)
     parser.add_argument("--classifier-width", type=float, default=0.5)
     parser.add_argument(
         "--synth-none", type=int, default=300, help="clean cars drawn (the others scale with it)"
