@@ -424,6 +424,10 @@ def test_cli_trains_and_reports(data: Path, tmp_path: Path) -> None:
         "recommended",
         "--diffaugment",
         "translation",
+        "--upsample",
+        "resize",
+        "--cycle-noise",
+        "0.05",
         "--json",
     ]
     result = CliRunner().invoke(app, args)
@@ -436,6 +440,9 @@ def test_cli_trains_and_reports(data: Path, tmp_path: Path) -> None:
         and saved["identity_weight"] == 0.5
         and saved["diffaugment"] == "translation"
     )
+    # the preset's own choices, and options given on the command line over them
+    assert saved["identity_mappings"] == "to-clean" and saved["ema"] == 0.999
+    assert saved["upsample"] == "resize" and saved["cycle_noise"] == 0.05
     again = CliRunner().invoke(
         app, ["train-gan", "--resume", str(out), "--epochs", "2", "--decay-epochs", "0"]
     )
