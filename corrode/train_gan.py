@@ -667,12 +667,6 @@ def _interrupt_flag() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _defaulted_fields() -> list[Any]:
-    import dataclasses
-
-    return [f for f in dataclasses.fields(TrainGanConfig) if f.default is not dataclasses.MISSING]
-
-
 def _check_resumable(config: TrainGanConfig, out: Path) -> None:
     saved_path = out / CONFIG
     if not saved_path.exists():
@@ -680,7 +674,7 @@ def _check_resumable(config: TrainGanConfig, out: Path) -> None:
     import json
 
     # Options added after the run was made are absent from its config.json: they had their defaults.
-    defaults = to_dict(replace(config, **{f.name: f.default for f in _defaulted_fields()}))
+    defaults = to_dict(TrainGanConfig(data=config.data))
     saved = {**defaults, **json.loads(saved_path.read_text(encoding="utf-8"))}
     current = to_dict(config)
     changed = sorted(k for k in current if k not in _RESUMABLE and saved.get(k) != current[k])
