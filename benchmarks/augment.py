@@ -20,7 +20,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from corrode.augment import PipelineConfig, augment_batch, build_pipeline
+from corrode.augmentation import PipelineConfig, augment_batch, build_pipeline
 
 
 def torchvision_pipeline(config: PipelineConfig) -> v2.Compose:

@@ -227,7 +227,7 @@ def read_cars(
     Masks come from `mask_for(path)` when given (None: the image is already masked), else from
     `masks_root/<level>/<stem>.*`.
     """
-    from corrode.train_classifier import load_masked
+    from corrode.leveldata import load_masked
 
     images, masks, kept = [], [], []
     for path in paths:
@@ -275,13 +275,14 @@ def plan_data(cfg: EvaluateConfig) -> DataPlan:
     """Which clean cars to translate and which real cars stand for each level."""
     from corrode.datasets import DatasetError, find_levels
     from corrode.images import list_images
-    from corrode.train_classifier import resolve_data
+    from corrode.leveldata import resolve_level_data
 
     if cfg.data is None:
         raise UsageError(
             "no --data folder given (level folders none/ mild/ moderate/ severe/, or a synth folder)"
         )
-    root, masks_root = resolve_data(Path(cfg.data), cfg.masks)
+    found = resolve_level_data(Path(cfg.data), cfg.masks)
+    root, masks_root = found.root, found.masks_root
     found = find_levels(root, required=())
     manifest = _synth_manifest(Path(cfg.data), root)
     real: dict[str, list[Path]] = {name: list(found.get(name, [])) for name in levels.NAMES}

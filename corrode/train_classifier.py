@@ -29,7 +29,8 @@ import numpy as np
 
 from corrode import levels
 from corrode.config import require, to_dict
-from corrode.errors import ConfigError, FileError, UsageError
+from corrode.errors import ConfigError, UsageError
+from corrode.leveldata import LevelImages, read_level_images, resolve_level_data
 from corrode.models.classifier import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -95,86 +96,6 @@ class TrainClassifierConfig:
 
 
 # --- data --------------------------------------------------------------------------------------------
-
-
-def resolve_data(data: Path, masks: Path | None = None) -> tuple[Path, Path | None]:
-    """(level-folder root, masks root or None): a synth folder's `levels/`, and `ROOT_masks/` if present."""
-    root = Path(data)
-    if not any((root / name).is_dir() for name in levels.NAMES) and (root / "levels").is_dir():
-        root = root / "levels"
-    if masks is None:
-        candidate = root.with_name(root.name + "_masks")
-        masks = candidate if candidate.is_dir() else None
-    elif not Path(masks).is_dir():
-        raise UsageError(f"--masks {masks}: no such folder")
-    return root, masks
-
-
-def load_masked(
-    path: Path, size: int, masks_root: Path | None, mask_path: Path | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """One image resized to `size` with its background black: `(S, S, 3)` uint8 and `(S, S)` bool car mask.
-
-    The mask is `mask_path`, else `masks_root/<level>/<stem>.*`; with neither, the image is taken as
-    already masked and the car is its non-black pixels. Raises FileError (ImageError) for an
-    unreadable image or a missing or mismatched mask.
-    """
-    from corrode.datasets import check_same_size, level_mask_path, resize_pair
-    from corrode.images import ImageError, read_image, read_mask
-
-    image = read_image(path, background=(0, 0, 0))
-    if masks_root is None and mask_path is None:
-        image, _ = resize_pair(image, None, size)
-        return image, image.max(axis=2) > 0
-    if mask_path is None:
-        assert masks_root is not None
-        mask_path = level_mask_path(path, masks_root)
-    if mask_path is None:
-        raise ImageError(path, f"no mask for this image under {masks_root / path.parent.name}")
-    mask = read_mask(mask_path)
-    check_same_size(image, mask, path, mask_path)
-    image, mask = resize_pair(image, mask, size)
-    assert mask is not None
-    return image * mask[:, :, None].astype(np.uint8), mask
-
-
-@dataclass
-class LevelImages:
-    """Images of all levels in memory: `(N, 3, S, S)` uint8, level indices, their files, and what failed."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    paths: list[Path]
-    failed: list[FileError]
-
-
-def read_level_images(root: Path, masks_root: Path | None, size: int) -> LevelImages:
-    """Every image of every level folder, masked and resized; unreadable ones listed in `failed`.
-
-    Images are held as uint8 (a 5,000-image set at 128 px is 250 MB), so epochs never decode files.
-    """
-    from corrode.datasets import DatasetError, find_levels
-
-    found = find_levels(root, required=())
-    if not any(found.values()):
-        raise DatasetError(f"{root}: no level folders ({', '.join(levels.NAMES)}) with images")
-    arrays: list[np.ndarray] = []
-    labels: list[int] = []
-    paths: list[Path] = []
-    failed: list[FileError] = []
-    for name, files in found.items():
-        for path in files:
-            try:
-                image, _ = load_masked(path, size, masks_root)
-            except FileError as exc:
-                failed.append(exc)
-                continue
-            arrays.append(np.ascontiguousarray(image.transpose(2, 0, 1)))
-            labels.append(levels.get(name).index)
-            paths.append(path)
-    if not arrays:
-        raise DatasetError(f"{root}: none of the images could be read")
-    return LevelImages(np.stack(arrays), np.asarray(labels, dtype=np.int64), paths, failed)
 
 
 def split_by_level(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -493,7 +414,7 @@ def _train(
     from corrode.device import autocast, grad_scaler, prepare, resolve_precision, to_device
     from corrode.images import atomic_write_text
     from corrode.models.classifier import LevelClassifier, ordinal_loss
-    from corrode.train_seg import load_encoder_weights
+    from corrode.models.encoder_weights import load_encoder_weights
 
     say = log or (lambda line: None)
     run_dir = Path(config.resume) if config.resume is not None else Path(config.out)
@@ -510,7 +431,8 @@ def _train(
         kind="train-classifier",
     )
 
-    root, masks_root = resolve_data(config.data, config.masks)
+    found = resolve_level_data(config.data, config.masks)
+    root, masks_root = found.root, found.masks_root
     data = read_level_images(root, masks_root, config.size)
     for error in data.failed:
         say(f"skipped {error}")

@@ -228,18 +228,6 @@ class DomainSampler:
         self.position = int(state["position"])
 
 
-def masks_root_for(data: Path, masks: Path | None) -> Path | None:
-    """The masks folder: the one given, else `DATA/masks/` or `DATA_masks/` when present, else none."""
-    if masks is not None:
-        if not masks.is_dir():
-            raise UsageError(f"{masks}: no such masks folder")
-        return masks
-    for candidate in (data / "masks", data.parent / f"{data.name}_masks"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def load_levels(
     data: Path, size: int, masks: Path | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[Path]]]:
@@ -248,9 +236,11 @@ def load_levels(
     Reading everything first names every unreadable image before any training time is spent.
     """
     from corrode.datasets import DatasetError, ImageListDataset, find_levels
+    from corrode.leveldata import resolve_level_data
 
+    resolved = resolve_level_data(data, masks)
+    data, masks_root = resolved.root, resolved.masks_root
     found = find_levels(data)
-    masks_root = masks_root_for(data, masks)
     tensors: dict[str, torch.Tensor] = {}
     problems: list[str] = []
     for level, paths in found.items():

@@ -19,13 +19,12 @@ from corrode.cli import app
 from corrode.config import load_config, save_config
 from corrode.datasets import DatasetError
 from corrode.errors import ConfigError, FileError, UsageError
+from corrode.models.encoder_weights import EncoderWeightsError, load_encoder_weights
 from corrode.models.unet import CarSegmenter, SegmenterConfig
 from corrode.train_seg import (
-    EncoderWeightsError,
     TrainSegConfig,
     batch_totals,
     epoch_order,
-    load_encoder_weights,
     split_indices,
     summarize,
     train_seg,
