@@ -113,3 +113,20 @@ def test_rerun_with_overwrite_after_a_failure_finishes_the_set(tmp_path, monkeyp
             synth(SynthConfig(out=out, **TINY))
     synth(SynthConfig(out=out, overwrite=True, **TINY))
     assert len(read_manifest(out / "manifest.csv")) == 11
+
+
+def test_ctrl_c_with_a_process_pool_lists_every_finished_pair(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(corrode.synth, "_POOL_MINIMUM", 1)
+    monkeypatch.setattr(corrode.synth, "_CHUNK", 2)
+    out = tmp_path / "pool"
+
+    def progress(done: int, total: int) -> None:
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    config = SynthConfig(out=out, workers=2, **{**TINY, "none": 12, "carvana_cars": 0})
+    with pytest.raises(KeyboardInterrupt):
+        synth(config, progress=progress)
+    rows = read_manifest(out / "manifest.csv")
+    assert 4 <= len(rows) < 18  # what was finished, chunks in flight included; not the whole set
+    _assert_consistent(out, len(rows))
