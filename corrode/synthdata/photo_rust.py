@@ -15,7 +15,7 @@ import numpy as np
 from corrode.synthdata.noise import fractal_noise
 from corrode.synthdata.raster import Canvas
 from corrode.synthdata.rust import rust_box, rust_fields
-from corrode.synthdata.textures import load_textures, sample_texture
+from corrode.synthdata.textures import Texture, load_textures, sample_texture
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # Fresh oxide at a patch's advancing front, paint primer under a chipped edge, run-off stain.
@@ -26,6 +26,7 @@ STAIN = np.array([138.0, 66.0, 28.0], np.float32)
 MAX_LAYERS = 8
 # Sizes in metres on the car (the canvas knows its pixels per metre).
 TEXTURE_METRES = (0.15, 0.4)  # the side of one texture tile
+MOTTLE_METRES = 0.3  # the size of the blooms where one texture gives way to another
 OWN_CROP_METRES = 0.1  # a patch at least this size squared gets its own crop
 STREAK_PATCH_METRES = 0.22  # patches at least this size squared drip run-off streaks
 STREAK_METRES = (0.15, 0.45)
@@ -115,6 +116,18 @@ def paint_photo_rust(
     region[rust] = (colour * alpha[..., None])[rust]
 
 
+def _crop(texture: Texture, shape: tuple[int, int], ppm: float, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of `texture`: random tile size, turn, mirror and offset."""
+    metres = rng.uniform(*TEXTURE_METRES)
+    if texture.directional:
+        angle = rng.uniform(-0.2, 0.2) + (np.pi if rng.random() < 0.5 else 0.0)
+    else:
+        angle = rng.uniform(0, 2 * np.pi)
+    offset = (rng.uniform(0, texture.side), rng.uniform(0, texture.side))
+    mirror = bool(rng.random() < 0.5)
+    return sample_texture(texture, shape, ppm * metres / texture.side, angle, offset, mirror)
+
+
 def _texture_patches(
     rust: np.ndarray, labels: np.ndarray, areas: np.ndarray, ppm: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -132,20 +145,13 @@ def _texture_patches(
             continue
         rows, cols = np.flatnonzero(where.any(axis=1)), np.flatnonzero(where.any(axis=0))
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        texture = textures[int(rng.integers(len(textures)))]
-        metres = rng.uniform(*TEXTURE_METRES)
-        if texture.directional:
-            angle = rng.uniform(-0.2, 0.2) + (np.pi if rng.random() < 0.5 else 0.0)
-        else:
-            angle = rng.uniform(0, 2 * np.pi)
-        sample = sample_texture(
-            texture,
-            (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]),
-            ppm * metres / texture.side,
-            angle,
-            (rng.uniform(0, texture.side), rng.uniform(0, texture.side)),
-            mirror=bool(rng.random() < 0.5),
-        )
+        shape = (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
+        # Two textures mottled together at a larger scale: blooms of one kind of rust in another.
+        first, second = rng.choice(len(textures), 2, replace=False)
+        mix = fractal_noise(rng, shape, scale=max(ppm * MOTTLE_METRES, 4.0), octaves=3)
+        mix = np.clip((mix - 0.35) / 0.3, 0, 1)[..., None]
+        sample = _crop(textures[int(first)], shape, ppm, rng) * (1 - mix)
+        sample += _crop(textures[int(second)], shape, ppm, rng) * mix
         # A tint per patch: some redder, some browner, some brighter.
         tint = rng.uniform(0.88, 1.15) * np.array([1.0, rng.uniform(0.9, 1.08), rng.uniform(0.85, 1.1)])
         patch = colour[box]
