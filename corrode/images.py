@@ -138,7 +138,11 @@ def image_size(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, 
     image = _open(path, max_pixels)
     with image:
         width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
+        try:
+            # A PNG may keep its eXIf chunk after the pixel data: finding it reads the whole file.
+            orientation = image.getexif().get(0x0112, 1)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(path, "truncated or corrupt image data") from exc
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
