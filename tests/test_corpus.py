@@ -1,0 +1,188 @@
+"""Every command that reads images, run on the same bad-input corpus (tests/conftest.py).
+
+The contract, for each: every bad file named once with its reason, exit code 1, every good file
+processed, nothing partial written, no input touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import Corpus, tree_digest
+from typer.testing import CliRunner
+
+import corrode.label.server as server_module
+from corrode import levels
+from corrode.cli import app
+from corrode.images import read_image
+from corrode.label.db import LabelDB
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_named_once(stderr: str, bad: dict[str, str]) -> None:
+    """Each bad name appears on exactly one stderr line, and that line gives its reason."""
+    lines = stderr.splitlines()
+    for name, reason in bad.items():
+        hits = [line for line in lines if f"{name}:" in line]
+        assert len(hits) == 1, f"{name}: named {len(hits)} times in\n{stderr}"
+        assert reason.lower() in hits[0].lower(), f"{name}: reason {reason!r} not in {hits[0]!r}"
+
+
+def assert_good_not_blamed(stderr: str, good: dict[str, tuple[int, int]]) -> None:
+    for name in good:
+        assert f"{name}:" not in stderr, f"good file {name} reported as bad:\n{stderr}"
+
+
+def assert_nothing_partial(folder: Path) -> None:
+    leftovers = [p for p in folder.rglob("*") if ".part" in p.name or p.name.endswith((".tmp", ".temp"))]
+    assert not leftovers, leftovers
+
+
+def test_corpus_has_every_kind(corpus: Corpus) -> None:
+    names = {p.name for p in corpus.folder.iterdir()}
+    assert set(corpus.good) | set(corpus.bad) == names
+    assert os.path.islink(corpus.folder / "loop.jpg") and (corpus.folder / "folder.jpg").is_dir()
+    for path in corpus.good_paths:
+        width, height = corpus.good[path.name]
+        assert read_image(path).shape == (height, width, 3), path.name
+
+
+# --- label -----------------------------------------------------------------------------------------
+
+
+def test_label_serve_names_each_bad_file_and_serves_every_good_one(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    served: dict[str, object] = {}
+
+    class Server:
+        """Stands in for uvicorn: lists and fetches every image through the real app, then stops."""
+
+        def __init__(self, app_, sock) -> None:
+            self.app = app_
+
+        def run(self, sockets) -> None:
+            client = TestClient(self.app, base_url="http://127.0.0.1")
+            state = client.get("/api/state").json()
+            served["items"] = state["items"]
+            served["images"] = {item["name"]: client.get(f"/image/{item['id']}") for item in state["items"]}
+
+    monkeypatch.setattr(server_module, "make_server", Server)
+    before = tree_digest(corpus.folder)
+    db = tmp_path / "labels.sqlite"
+    result = runner.invoke(
+        app, ["label", str(corpus.folder), "--db", str(db), "--annotator", "ana", "--no-browser"]
+    )
+    # A server is not a batch: it starts (and ends as its user stops it) whatever the bad files were.
+    assert result.exit_code == 0, result.output
+    assert_named_once(result.stderr, corpus.bad)
+    assert_good_not_blamed(result.stderr, corpus.good)
+    # Registering reads headers only (fast on thousands of photos): a JPEG cut short in its pixel
+    # data is listed, and named the first time it is served.
+    late = "truncated.jpg"
+    assert {item["name"] for item in served["items"]} == {*corpus.good, late}
+    for name, response in served["images"].items():
+        if name == late:
+            assert response.status_code >= 400
+        else:
+            assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert tree_digest(corpus.folder) == before
+    with LabelDB(db) as database:
+        bad = {image.path.name for image in database.images() if image.bad}
+    assert bad == set(corpus.bad)
+
+
+def test_label_serve_starts_past_a_truncated_png(tmp_path: Path, make_corpus, monkeypatch) -> None:
+    """The issue's case: a truncated PNG whose EXIF lookup reads the pixel data."""
+    folder = tmp_path / "photos"
+    make_corpus(folder, bad=False)
+    from PIL import Image
+
+    big = folder / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)).save(big)
+    (folder / "cut.png").write_bytes(big.read_bytes()[:5000])
+    started = []
+
+    def serve(config, *, report, announce):
+        with LabelDB(config.db) as db:
+            announce("http://127.0.0.1:9/", server_module.prepare(config, db, report=report))
+            started.append(True)
+
+    monkeypatch.setattr(server_module, "serve", serve)
+    db = tmp_path / "labels.sqlite"
+    result = runner.invoke(app, ["label", str(folder), "--db", str(db), "-a", "ana", "--no-browser"])
+    assert result.exit_code == 0, result.output
+    assert started and "Traceback" not in result.output
+    assert_named_once(result.stderr, {"cut.png": "truncated"})
+
+
+def test_label_import_names_each_bad_file(make_corpus, tmp_path: Path) -> None:
+    root = tmp_path / "levels"
+    corpus = make_corpus(root / "mild")
+    make_corpus(root / "severe", bad=False)
+    before = tree_digest(root)
+    db = tmp_path / "labels.sqlite"
+    result = runner.invoke(app, ["label", "import", str(root), "--db", str(db), "-a", "ana"])
+    assert result.exit_code == 1
+    assert_named_once(result.stderr, corpus.bad)
+    assert_good_not_blamed(result.stderr, corpus.good)
+    with LabelDB(db) as database:
+        labels = database.labels_of("ana")
+        names = {image.id: image.path for image in database.images()}
+    mild = sorted(names[i].name for i, label in labels.items() if label == "mild")
+    assert mild == sorted(corpus.good)
+    assert sum(1 for label in labels.values() if label == "severe") == len(corpus.good)
+    assert tree_digest(root) == before
+
+
+# --- augment ---------------------------------------------------------------------------------------
+
+
+def test_augment_names_each_bad_pair(corpus: Corpus, tmp_path: Path) -> None:
+    source = tmp_path / "pairs"
+    images = source / "images"
+    shutil.copytree(corpus.folder, images, symlinks=True)
+    corpus = Corpus(images, corpus.good, corpus.bad)
+    corpus.write_masks(source / "masks")
+    before = tree_digest(source)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["augment", str(source), str(out), "--size", "32", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert_named_once(result.stderr, {**corpus.bad, **corpus.extra_bad})
+    good = corpus.with_masks_good()
+    assert_good_not_blamed(result.stderr, good)
+    written = {p.name for p in (out / "images").iterdir()}
+    expected = {f"{Path(n).stem}_{view}.png" for n in good for view in ("left", "centre", "right")}
+    assert written == expected
+    assert written == {p.name for p in (out / "masks").iterdir()}
+    assert_nothing_partial(out)
+    assert tree_digest(source) == before
+
+
+def _stderr_names(stderr: str) -> list[str]:
+    return re.findall(r"([^/\s][^/]*?):", stderr)
+
+
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+LEVEL_NAMES = levels.NAMES
