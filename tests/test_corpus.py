@@ -234,8 +234,7 @@ def _named_once_in_levels(stderr: str, expected: dict[str, str]) -> None:
     lines = stderr.splitlines()
     for key, reason in expected.items():
         level, name = key.split("/", 1)
-        hits = [line for line in lines if f"{level}/{name}:" in line or f"{level}/{Path(name).stem}" in line
-                and reason in line]  # fmt: skip
+        hits = [line for line in lines if f"{level}/{name}:" in line]
         assert len(hits) == 1, f"{key}: named {len(hits)} times in\n{stderr}"
         assert reason.lower() in hits[0].lower(), (key, hits[0])
 
@@ -329,3 +328,110 @@ def test_classify_names_each_bad_file(corpus: Corpus, tmp_path: Path) -> None:
     assert sorted(Path(row[0]).name for row in rows) == sorted(corpus.good)
     assert all(row[1] in LEVEL_NAMES for row in rows)
     assert tree_digest(corpus.folder) == before
+
+
+# --- training and data commands: bad files mixed into a data set --------------------------------------
+
+
+def _skipped_names(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(("skipped", "error", "  "))]
+
+
+@pytest.mark.slow
+def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: Path) -> None:
+    root, mixed = level_data
+    before = tree_digest(root)
+    run = tmp_path / "run"
+    args = ["train-classifier", str(root / "levels"), "--out", str(run), "--size", "32", "--width", "0.25"]
+    result = runner.invoke(app, [*args, "--epochs", "1", "--encoder-weights", "none", "--device", "cpu"])
+    # A trainer skips what it cannot read, one line each, and trains on the rest.
+    assert result.exit_code == 0, result.output
+    _named_once_in_levels(result.stderr, _bad_lines(mixed, MIXED_LEVELS, masks=True))
+    assert (run / "model.safetensors").is_file() or (run / "best.safetensors").is_file()
+    assert_nothing_partial(run)
+    assert tree_digest(root) == before
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="train-seg owner: its pre-check reads headers only (train_seg.py, image_size), so "
+    "carvana/train/truncated.jpg passes it; the first epoch then stops with "
+    "'error: .../truncated.jpg: truncated or corrupt image data', exit 1, no model written",
+)
+def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) -> None:
+    root, mixed = level_data
+    before = tree_digest(root)
+    run = tmp_path / "run"
+    args = ["train-seg", str(root / "carvana"), "--out", str(run), "--epochs", "1", "--size", "32"]
+    args += ["--width", "0.25", "--decoder-channels", "8,8,8,8", "--batch-size", "4", "--val-fraction", "0.2"]
+    result = runner.invoke(
+        app, [*args, "--device", "cpu", "--precision", "fp32", "--encoder-weights", "none"]
+    )
+    corpus = mixed["carvana"]
+    expected = {f"train/{n}": r for n, r in corpus.bad.items()}
+    expected["train_masks/wrong mask_mask.png"] = "mask is 32x32"
+    assert tree_digest(root) == before
+    assert result.exit_code == 0, result.output
+    _named_once_in_levels(result.stderr, expected)
+    assert (run / "model.safetensors").is_file()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="optimize-masks owner: optimize_masks.py `inputs = {item.path.resolve() for item in items}` "
+    "raises RuntimeError('Symlink loop from .../none/loop.jpg'): a traceback, nothing written",
+)
+def test_optimize_masks_names_each_bad_file(level_data, tmp_path: Path) -> None:
+    root, mixed = level_data
+    before = tree_digest(root)
+    out = tmp_path / "out"
+    args = ["optimize-masks", str(root / "levels"), "--out", str(out), "--masks", str(root / "levels_masks")]
+    result = runner.invoke(app, args)
+    assert tree_digest(root) == before
+    assert result.exit_code == 1, result.output
+    _named_once_in_levels(result.stderr, _bad_lines(mixed, MIXED_LEVELS, masks=True))
+    good = sum(len(c.with_masks_good()) for level, c in mixed.items() if level in MIXED_LEVELS)
+    assert len(list((out / "masks").rglob("*.png"))) == good + 3 * len(LEVEL_NAMES)
+    assert_nothing_partial(out)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="train-gan owner: refuses up front listing every bad file (22 lines, good), but exits 2 "
+    "(usage error) where a bad input file exits 1",
+)
+def test_train_gan_refuses_with_the_full_list(level_data, tmp_path: Path) -> None:
+    root, mixed = level_data
+    before = tree_digest(root)
+    run = tmp_path / "run"
+    args = ["train-gan", str(root / "levels"), "--out", str(run), "--size", "32", "--epochs", "1"]
+    args += ["--decay-epochs", "0", "--base-channels", "4", "--residual-blocks", "1"]
+    result = runner.invoke(app, [*args, "--discriminator-channels", "4", "--samples", "1", "--device", "cpu"])
+    assert tree_digest(root) == before
+    _named_once_in_levels(result.stderr, _bad_lines(mixed, MIXED_LEVELS, masks=True))
+    assert not run.exists() or not any(run.iterdir())
+    assert result.exit_code == 1, result.output
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="evaluate owner: each bad file of none/ is named twice ('skipped ...'), once as a clean car "
+    "to translate and once as a real car of level none; exit 0",
+)
+def test_evaluate_names_each_bad_file(level_data, tmp_path: Path) -> None:
+    from test_render import tiny_gan
+
+    root, mixed = level_data
+    before = tree_digest(root)
+    gan = tiny_gan(tmp_path / "gan.safetensors")
+    classifier = tiny_classifier(tmp_path / "classifier.safetensors")
+    args = ["evaluate", "--gan", str(gan), "--data", str(root / "levels"), "--classifier", str(classifier)]
+    result = runner.invoke(
+        app, [*args, "--render-checks", "1", "--device", "cpu", "--out", str(tmp_path / "ev")]
+    )
+    assert tree_digest(root) == before
+    _named_once_in_levels(result.stderr, _bad_lines(mixed, MIXED_LEVELS, masks=True))
+    assert result.exit_code == 1, result.output
