@@ -176,8 +176,9 @@ def register(trainer: Trainer) -> None:
 
 def typed(ctx: click.Context, names: Sequence[str]) -> set[str]:
     """The parameters the user typed (or set through the environment), not left at their default."""
-    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-    return {name for name in names if ctx.get_parameter_source(name) in sources}
+    # By name: Typer may carry its own copy of click, whose ParameterSource is another enum.
+    typed_sources = ("COMMANDLINE", "ENVIRONMENT")
+    return {name for name in names if getattr(ctx.get_parameter_source(name), "name", "") in typed_sources}
 
 
 def resolve_config(
