@@ -258,7 +258,7 @@ def test_discriminator_clean_is_not_trained_three_times_as_hard(data: Path, tmp_
     trainer = GanTrainer(tiny(data, tmp_path / "run", pool_size=0, flip=False), images, CPU)
     # Every discriminator answers 1 everywhere (last conv: zero weights, bias 1). LSGAN: real (1-1)^2 = 0,
     # each fake 1^2 = 1, so 0.5 * (real + mean of fakes) = 0.5; summing D_clean's three fakes gives 1.5.
-    for discriminator in trainer.discriminators.values():
+    for discriminator in trainer.discriminators.judges.values():
         last = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         with torch.no_grad():
             last.weight.zero_()

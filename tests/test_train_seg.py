@@ -372,7 +372,8 @@ def test_cli_bad_options_exit_with_one_line(pairs: Path, tmp_path: Path, argumen
         app, ["train-seg", str(pairs), "--out", str(tmp_path / "run"), *TINY_OPTIONS, *arguments]
     )
     assert result.exit_code in (1, 2)
-    assert "error:" in result.output and "Traceback" not in result.output
+    # --device tpu is refused by click itself, which lists the choices
+    assert "error" in result.output.lower() and "Traceback" not in result.output
     assert not (tmp_path / "run" / runs.WEIGHTS).exists()
 
 
