@@ -32,7 +32,8 @@ STREAK_PATCH_METRES = 0.22  # patches at least this size squared drip run-off st
 STREAK_METRES = (0.15, 0.45)
 BLISTER_REACH_METRES = 0.035  # blisters sit within this distance of a patch's edge
 BLISTER_METRES = 0.008  # a blister's radius
-RIM_METRES = 0.008  # the chipped, lifted paint rim
+RIM_METRES = 0.006  # the chipped, lifted paint rim
+PATCH_METRES = 0.03  # smaller rust spots are pits: no rim, no blisters
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -111,8 +112,10 @@ def paint_photo_rust(
     colour = np.clip(colour * light[..., None], 0, 255)
 
     _streaks(region, rust, paint, labels, areas, alpha, light, ppm, local)
-    chipped = _rim(region, rust, paint, alpha, light, ppm, local)
-    _blisters(region, rust, paint & ~chipped, alpha, light, ppm, reach, local)
+    # Rims and blisters belong to patches; the lone pits ahead of a rust front are bare dots.
+    patches = rust & (areas >= (ppm * PATCH_METRES) ** 2)[labels]
+    chipped = _rim(region, patches, paint, alpha, light, ppm, local)
+    _blisters(region, patches, paint & ~chipped, alpha, light, ppm, reach, local)
     region[rust] = (colour * alpha[..., None])[rust]
 
 
@@ -207,8 +210,9 @@ def _rim(
     ring = (cv2.dilate(rust.astype(np.uint8), _disk(radius)) > 0) & paint
     chips = fractal_noise(rng, rust.shape, scale=max(ppm * 0.02, 2.0), octaves=2)
     ring &= chips > 0.35
+    # Lifted paint catches the light and shows primer at its broken edge.
     lifted = PRIMER * light[..., None] * alpha[..., None]
-    region[ring] = region[ring] * 0.45 + lifted[ring] * 0.55
+    region[ring] = np.minimum(region[ring] * 1.15, 255) * 0.6 + lifted[ring] * 0.4
     return ring
 
 
@@ -229,7 +233,10 @@ def _blisters(
         return
     edge = (cv2.dilate(rust.astype(np.uint8), _disk(1)) > 0) & ~rust
     count = min(int(np.count_nonzero(edge) * 0.02) + 1, 300)
-    picks = rng.choice(candidates, count)
+    # Most sit right at the edge, fewer further out.
+    distance = cv2.distanceTransform((~rust).astype(np.uint8), cv2.DIST_L2, 3).ravel()[candidates]
+    weights = np.exp(-3.0 * distance / reach)
+    picks = rng.choice(candidates, count, p=weights / weights.sum())
     ys, xs = np.divmod(picks, rust.shape[1])
     radii = np.maximum(1.0, ppm * BLISTER_METRES * rng.uniform(0.6, 1.5, count))
     height = np.zeros(rust.shape, np.float32)
