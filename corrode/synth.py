@@ -25,6 +25,7 @@ from corrode import levels
 from corrode.config import require, save_config
 from corrode.errors import FileError, UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
+from corrode.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest  # noqa: F401 - also read as corrode.synth.*
 from corrode.synthdata import RUST_BANDS, RUST_STYLES, Scene, draw_car, draw_scene
 
 __all__ = [
@@ -40,22 +41,8 @@ __all__ = [
     "synth",
 ]
 
-MANIFEST = "manifest.csv"
 PREVIEW = "preview.png"
 CONFIG = "config.json"
-MANIFEST_COLUMNS = (
-    "file",
-    "mask",
-    "set",
-    "true_level",
-    "label",
-    "rust_fraction",
-    "car_id",
-    "body",
-    "colour",
-    "view",
-    "background",
-)
 # Everything `synth` writes; --overwrite removes exactly these, never anything else in OUT.
 OUTPUTS = ("carvana", "levels", "levels_masks", MANIFEST, PREVIEW, CONFIG)
 # Carvana photographs each car from 16 angles around it; ours are symmetric, so the default 8 views are
@@ -450,9 +437,3 @@ def _write_preview(path: Path, jobs: list[_Job], kept: dict[int, np.ndarray]) ->
         rows.append(carvana)
         labels.append("carvana")
     write_contact_sheet(path, rows, row_labels=labels)
-
-
-def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a synth `manifest.csv` as dicts keyed by MANIFEST_COLUMNS."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
