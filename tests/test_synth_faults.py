@@ -6,7 +6,7 @@ import errno
 import pytest
 from typer.testing import CliRunner
 
-import corrode.synth
+import corrode.synth.run
 from corrode.cli import app
 from corrode.errors import FileError
 from corrode.synth import SynthConfig, read_manifest, synth
@@ -18,8 +18,8 @@ TINY = {"none": 3, "mild": 2, "moderate": 2, "severe": 2, "carvana_cars": 1, "ca
 
 
 def _fill_disk_after(monkeypatch, name: str, calls: int) -> None:
-    """Make corrode.synth's `name` writer (write_image or write_mask) raise ENOSPC from call `calls` on."""
-    real = getattr(corrode.synth, name)
+    """Make corrode.synth.run's `name` writer (write_image or write_mask) fail (ENOSPC) from call `calls`."""
+    real = getattr(corrode.synth.run, name)
     count = {"n": 0}
 
     def writer(path, *args, **kwargs):
@@ -28,7 +28,7 @@ def _fill_disk_after(monkeypatch, name: str, calls: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(corrode.synth, name, writer)
+    monkeypatch.setattr(corrode.synth.run, name, writer)
 
 
 def _files(out):
@@ -71,7 +71,7 @@ def test_disk_full_on_the_manifest_is_one_error_too(tmp_path, monkeypatch) -> No
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(corrode.synth, "atomic_write_text", full)
+    monkeypatch.setattr(corrode.synth.run, "atomic_write_text", full)
     with pytest.raises(FileError, match="no space|No space"):
         synth(SynthConfig(out=tmp_path / "out", **TINY))
 
@@ -89,7 +89,7 @@ def test_ctrl_c_keeps_finished_files_and_their_manifest(tmp_path) -> None:
 
 
 def test_ctrl_c_between_image_and_mask_takes_the_image_back(tmp_path, monkeypatch) -> None:
-    real = corrode.synth.write_mask
+    real = corrode.synth.run.write_mask
     count = {"n": 0}
 
     def interrupted(path, mask):
@@ -98,7 +98,7 @@ def test_ctrl_c_between_image_and_mask_takes_the_image_back(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(path, mask)
 
-    monkeypatch.setattr(corrode.synth, "write_mask", interrupted)
+    monkeypatch.setattr(corrode.synth.run, "write_mask", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         synth(SynthConfig(out=out, **TINY))
@@ -116,8 +116,8 @@ def test_rerun_with_overwrite_after_a_failure_finishes_the_set(tmp_path, monkeyp
 
 
 def test_ctrl_c_with_a_process_pool_lists_every_finished_pair(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(corrode.synth, "_POOL_MINIMUM", 1)
-    monkeypatch.setattr(corrode.synth, "_CHUNK", 2)
+    monkeypatch.setattr(corrode.synth.run, "_POOL_MINIMUM", 1)
+    monkeypatch.setattr(corrode.synth.run, "_CHUNK", 2)
     out = tmp_path / "pool"
 
     def progress(done: int, total: int) -> None:

@@ -4,7 +4,7 @@
 be sampled at any scale without aliasing. `prepare_texture` is how the shipped files were made from the
 originals (downscaled, non-rust paint in-painted from the rust around it):
 
-    python -m corrode.synthdata.textures ../shared/rust-textures corrode/assets/textures
+    python -m corrode.synth.textures ../shared/rust-textures corrode/assets/textures
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def sample_texture(
 
 def main(arguments: list[str]) -> None:
     if len(arguments) != 2:
-        raise SystemExit("usage: python -m corrode.synthdata.textures ORIGINALS_DIR OUT_DIR")
+        raise SystemExit("usage: python -m corrode.synth.textures ORIGINALS_DIR OUT_DIR")
     source, out = Path(arguments[0]), Path(arguments[1])
     out.mkdir(parents=True, exist_ok=True)
     for name, (original, _) in TEXTURES.items():

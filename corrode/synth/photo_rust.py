@@ -12,10 +12,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from corrode.synthdata.noise import fractal_noise
-from corrode.synthdata.raster import Canvas
-from corrode.synthdata.rust import rust_box, rust_fields
-from corrode.synthdata.textures import Texture, load_textures, sample_texture
+from corrode.synth.noise import fractal_noise
+from corrode.synth.raster import Canvas
+from corrode.synth.rust import rust_box, rust_fields
+from corrode.synth.textures import Texture, load_textures, sample_texture
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # Fresh oxide at a patch's advancing front, paint primer under a chipped edge, run-off stain.

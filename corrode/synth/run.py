@@ -1,11 +1,5 @@
-"""`corrode synth`: a procedural data set of car photos, so every command runs with no download.
-
-Layout written under `out`:
-- `carvana/train/<car id>_<view:02d>.jpg` + `carvana/train_masks/<same>_mask.gif`: clean cars in a studio,
-  several views per car (Carvana's layout);
-- `levels/<level>/<stem>.png` + `levels_masks/<level>/<stem>.png`: cars at the four corrosion levels on
-  varied backgrounds, filed under their *given* label (after label noise);
-- `manifest.csv` (the truth for every image), `config.json`, `preview.png`.
+"""The data set: SynthConfig, the jobs (which car, level and label each file gets), drawing them
+serially or in a process pool, and writing images, masks, manifest, config and preview.
 """
 
 from __future__ import annotations
@@ -25,21 +19,8 @@ from corrode import levels
 from corrode.config import require, save_config
 from corrode.errors import FileError, UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
-from corrode.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest  # noqa: F401 - also read as corrode.synth.*
-from corrode.synthdata import RUST_BANDS, RUST_STYLES, Scene, draw_car, draw_scene
-
-__all__ = [
-    "MANIFEST",
-    "RUST_BANDS",
-    "RUST_STYLES",
-    "Scene",
-    "SynthConfig",
-    "assign_labels",
-    "draw_car",
-    "draw_scene",
-    "read_manifest",
-    "synth",
-]
+from corrode.manifest import MANIFEST, MANIFEST_COLUMNS
+from corrode.synth.scene import RUST_STYLES, draw_scene
 
 PREVIEW = "preview.png"
 CONFIG = "config.json"
@@ -90,7 +71,7 @@ class SynthConfig:
     seed: int = 0
     workers: int = 2
     overwrite: bool = False
-    # How the rust looks (corrode.synthdata.RUST_STYLES); where it is and how much is the same in both.
+    # How the rust looks (corrode.synth.RUST_STYLES); where it is and how much is the same in both.
     rust_style: str = "photo"
 
     def __post_init__(self) -> None:
@@ -213,7 +194,7 @@ _Result = tuple[int, dict[str, str], "np.ndarray | None"]
 
 
 def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result:
-    from corrode.synthdata import STUDIO
+    from corrode.synth.backgrounds import STUDIO
 
     rng = np.random.default_rng(list(job.seed))
     background = STUDIO if job.set == "carvana" else None
