@@ -130,3 +130,31 @@ def test_ctrl_c_with_a_process_pool_lists_every_finished_pair(tmp_path, monkeypa
     rows = read_manifest(out / "manifest.csv")
     assert 4 <= len(rows) < 18  # what was finished, chunks in flight included; not the whole set
     _assert_consistent(out, len(rows))
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: parent, forkserver, workers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "corrode", "synth", str(out), "--none", "400", "--mild", "0"]
+    command += ["--moderate", "0", "--severe", "0", "--carvana-cars", "0", "--size", "48", "--workers", "2"]
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list((out / "levels_masks").rglob("*.png"))) >= 20:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    rows = read_manifest(out / "manifest.csv")
+    assert 20 <= len(rows) < 400
+    _assert_consistent(out, len(rows))

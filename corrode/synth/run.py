@@ -216,9 +216,9 @@ def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result
         target = out / mask
         write_mask(target, scene.mask)
     except BaseException as exc:
-        # An image without its mask is half a pair: take it back (each write itself is atomic).
-        if target != out / file:
-            (out / file).unlink(missing_ok=True)
+        # Half a pair is no use: take back what was written of it (each write itself is atomic).
+        for path in (out / file, out / mask):
+            path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc)
             if exc.errno == errno.ENOSPC:
@@ -303,10 +303,10 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
         else:
             failure = _run_pool(jobs, cfg, out, results, progress)
     except KeyboardInterrupt:
-        _write_partial_manifest(out, results)
+        _keep_finished(out, jobs, results)
         raise
     if failure is not None:
-        _write_partial_manifest(out, results)
+        _keep_finished(out, jobs, results)
         raise FileError(failure.path, failure.reason)
     rows = [results[index][1] for index in sorted(results)]
     kept = {index: image for index, _, image in results.values() if image is not None}
@@ -385,8 +385,16 @@ def _run_pool(
     return failure
 
 
-def _write_partial_manifest(out: Path, results: dict[int, _Result]) -> None:
-    """After a failure or Ctrl-C: a manifest of what was finished, if the disk still takes it."""
+def _keep_finished(out: Path, jobs: list[_Job], results: dict[int, _Result]) -> None:
+    """After a failure or Ctrl-C: a manifest of what was finished, if the disk still takes it.
+
+    A pair whose result never reached this process (a worker stopped between writing and reporting)
+    is not in the manifest, so it is removed: what is on disk is exactly what the manifest lists.
+    """
+    for job in jobs:
+        if job.index not in results:
+            for name in _paths(job):
+                (out / name).unlink(missing_ok=True)
     if not results:
         return
     # If the disk is full this fails too: the one error line is about the write that failed first.
