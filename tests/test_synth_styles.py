@@ -132,9 +132,10 @@ def test_photo_rust_rim_streaks_and_untouched_paint() -> None:
     assert np.abs(above).max() < 1e-3
 
 
-def test_photo_style_takes_the_same_draws_as_flat() -> None:
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.SFC64])
+def test_photo_style_takes_the_same_draws_as_flat(bit_generator) -> None:
     canvas, rust, paint = _panel()
-    first, second = np.random.default_rng(9), np.random.default_rng(9)
+    first, second = np.random.Generator(bit_generator(9)), np.random.Generator(bit_generator(9))
     paint_rust(canvas, rust, first)
     canvas, rust, paint = _panel()
     paint_photo_rust(canvas, rust, second, canvas.colour.copy(), paint, pixels_per_metre=100)

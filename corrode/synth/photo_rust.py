@@ -9,6 +9,8 @@ paint looks, never which pixels are rust, so the masks and coverage are the same
 
 from __future__ import annotations
 
+import hashlib
+
 import cv2
 import numpy as np
 
@@ -34,6 +36,19 @@ BLISTER_REACH_METRES = 0.035  # blisters sit within this distance of a patch's e
 BLISTER_METRES = 0.008  # a blister's radius
 RIM_METRES = 0.006  # the chipped, lifted paint rim
 PATCH_METRES = 0.03  # smaller rust spots are pits: no rim, no blisters
+
+
+# Bit generators that can jump ahead without being advanced themselves.
+JUMPABLE = (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox)
+
+
+def _side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator independent of `rng`, made without taking a draw from it."""
+    bit_generator = rng.bit_generator
+    if isinstance(bit_generator, JUMPABLE):
+        return np.random.Generator(bit_generator.jumped())
+    digest = hashlib.sha256(repr(bit_generator.state).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -71,7 +86,7 @@ def paint_photo_rust(
         return
     (fy0, fy1, fx0, fx1), (fine, coarse, specks) = rust_fields(canvas, rust, rng)
     # Everything else this style draws comes from its own stream, leaving `rng` where flat leaves it.
-    local = np.random.Generator(rng.bit_generator.jumped())
+    local = _side_stream(rng)
     ppm = max(float(pixels_per_metre), 1.0)
     reach = max(3, round(ppm * BLISTER_REACH_METRES))
     longest = max(4, round(ppm * STREAK_METRES[1]))
@@ -239,10 +254,10 @@ def _blisters(
     picks = rng.choice(candidates, count, p=weights / weights.sum())
     ys, xs = np.divmod(picks, rust.shape[1])
     radii = np.maximum(1.0, ppm * BLISTER_METRES * rng.uniform(0.6, 1.5, count))
-    height = np.zeros(rust.shape, np.float32)
+    bumps = np.zeros(rust.shape, np.float32)
     for x, y, r in zip(xs, ys, radii, strict=True):
-        cv2.circle(height, (int(x), int(y)), int(round(r)), 1.0, -1, cv2.LINE_AA)
-    height = cv2.GaussianBlur(height, (0, 0), max(float(radii.mean()) * 0.5, 0.6))
+        cv2.circle(bumps, (int(x), int(y)), int(round(r)), 1.0, -1, cv2.LINE_AA)
+    height = cv2.GaussianBlur(bumps, (0, 0), max(float(radii.mean()) * 0.5, 0.6))
     # y grows downwards: a bump's upper side (height rising downwards) faces the light.
     slope = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 4
     relief = np.clip(1 + 1.5 * slope, 0.65, 1.4)[..., None]
