@@ -67,12 +67,18 @@ def test_disk_full_cli_is_one_line_and_exit_1(tmp_path, monkeypatch) -> None:
     _assert_consistent(out, 1)
 
 
+def test_quiet_after_the_subcommand(tmp_path) -> None:
+    result = runner.invoke(app, ["synth", str(tmp_path / "q"), *COUNTS, "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+
+
 def test_disk_full_on_the_manifest_is_one_error_too(tmp_path, monkeypatch) -> None:
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(corrode.synth.run, "atomic_write_text", full)
-    with pytest.raises(FileError, match="no space|No space"):
+    with pytest.raises(FileError, match="manifest.csv: cannot write: no space left on device"):
         synth(SynthConfig(out=tmp_path / "out", **TINY))
 
 

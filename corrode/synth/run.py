@@ -193,6 +193,10 @@ class _WriteFailure(Exception):
 _Result = tuple[int, dict[str, str], "np.ndarray | None"]
 
 
+def _reason(exc: OSError) -> str:
+    return "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
 def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result:
     from corrode.synth.backgrounds import STUDIO
 
@@ -220,10 +224,7 @@ def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result
         for path in (out / file, out / mask):
             path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.ENOSPC:
-                reason = "no space left on device"
-            raise _WriteFailure(str(target), f"cannot write: {reason}") from exc
+            raise _WriteFailure(str(target), f"cannot write: {_reason(exc)}") from exc
         raise
     row = {
         "file": file,
@@ -310,13 +311,16 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
         raise FileError(failure.path, failure.reason)
     rows = [results[index][1] for index in sorted(results)]
     kept = {index: image for index, _, image in results.values() if image is not None}
+    target = out / MANIFEST
     try:
-        _write_manifest(out / MANIFEST, rows)
-        save_config(cfg, out / CONFIG)
+        _write_manifest(target, rows)
+        target = out / CONFIG
+        save_config(cfg, target)
         if kept:
-            _write_preview(out / PREVIEW, jobs, kept)
+            target = out / PREVIEW
+            _write_preview(target, jobs, kept)
     except OSError as exc:
-        raise FileError(out, f"cannot write the manifest, config or preview: {exc.strerror or exc}") from exc
+        raise FileError(target, f"cannot write: {_reason(exc)}") from exc
     return out
 
 
