@@ -164,3 +164,15 @@ def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
     rows = read_manifest(out / "manifest.csv")
     assert 20 <= len(rows) < 400
     _assert_consistent(out, len(rows))
+
+
+def test_missing_textures_are_one_clear_error_before_anything_is_written(tmp_path, monkeypatch) -> None:
+    import corrode.synth.textures as textures
+
+    empty = tmp_path / "no-textures"
+    empty.mkdir()
+    monkeypatch.setattr(corrode.synth.run, "load_textures", lambda: textures.load_textures(empty))
+    with pytest.raises(FileError, match="rust texture missing"):
+        synth(SynthConfig(out=tmp_path / "out", **TINY))
+    assert not (tmp_path / "out").exists()
+    synth(SynthConfig(out=tmp_path / "flat", rust_style="flat", **TINY))  # the flat style needs none

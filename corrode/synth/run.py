@@ -21,6 +21,7 @@ from corrode.errors import FileError, UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
 from corrode.manifest import MANIFEST, MANIFEST_COLUMNS
 from corrode.synth.scene import RUST_STYLES, draw_scene
+from corrode.synth.textures import load_textures
 
 PREVIEW = "preview.png"
 CONFIG = "config.json"
@@ -294,6 +295,8 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
     still be written), and no partial or temporary file is left.
     """
     out = Path(cfg.out)
+    if cfg.rust_style == "photo":
+        load_textures()  # here, so that a broken install is one clear error before any worker starts
     _prepare(out, cfg.overwrite)
     jobs = _jobs(cfg)
     results: dict[int, _Result] = {}
@@ -303,7 +306,7 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
             failure = _run_serial(jobs, cfg, out, results, progress)
         else:
             failure = _run_pool(jobs, cfg, out, results, progress)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or a worker's error
         _keep_finished(out, jobs, results)
         raise
     if failure is not None:
@@ -359,10 +362,15 @@ def _run_pool(
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     pending = {pool.submit(_run_chunk, (chunk, out, cfg.size, cfg.rust_style)) for chunk in chunks}
 
+    error: BaseException | None = None
+
     def collect(done: set) -> None:
-        nonlocal failure
+        nonlocal failure, error
         for future in done:
-            if future.cancelled() or future.exception() is not None:
+            if future.cancelled():
+                continue
+            if future.exception() is not None:
+                error = error or future.exception()
                 continue
             finished, failed, _ = future.result()
             for result in finished:
@@ -370,7 +378,7 @@ def _run_pool(
             failure = failure or failed
 
     try:
-        while pending and failure is None:
+        while pending and failure is None and error is None:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             collect(done)
             if progress is not None:
@@ -386,6 +394,8 @@ def _run_pool(
         future.cancel()
     collect(wait(pending)[0])
     pool.shutdown(cancel_futures=True)
+    if error is not None:
+        raise error  # a worker failed other than by a write (a bug): not to be mistaken for a finished set
     return failure
 
 

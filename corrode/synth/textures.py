@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from corrode.errors import FileError
+
 TEXTURE_DIR = Path(__file__).resolve().parent.parent / "assets" / "textures"
 SIDE = 512
 # Shipped file -> (original file, directional). A directional texture has streaks that follow gravity
@@ -88,7 +90,8 @@ def load_textures(folder: Path = TEXTURE_DIR) -> tuple[Texture, ...]:
     for name, (_, directional) in TEXTURES.items():
         bgr = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise FileNotFoundError(f"{folder / name}: rust texture missing from the package")
+            reason = "rust texture missing or unreadable (reinstall corrode, or use --rust-style flat)"
+            raise FileError(folder / name, reason)
         textures.append(Texture(name, _pyramid(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), directional))
     return tuple(textures)
 
