@@ -23,7 +23,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # Fresh oxide at a patch's advancing front, paint primer under a chipped edge, run-off stain.
 FRONT = np.array([176.0, 86.0, 34.0], np.float32)
 PRIMER = np.array([196.0, 192.0, 182.0], np.float32)
-STAIN = np.array([138.0, 66.0, 28.0], np.float32)
+STAIN = np.array([168.0, 98.0, 42.0], np.float32)
 # Patches get their own texture crop up to this many; smaller patches and pits share one.
 MAX_LAYERS = 8
 # Sizes in metres on the car (the canvas knows its pixels per metre).
@@ -206,7 +206,7 @@ def _streaks(
     seed_field = seeds.astype(np.float32) * strength[None, :].astype(np.float32)
     stain = cv2.filter2D(seed_field, -1, kernel, anchor=(0, length - 1), borderType=cv2.BORDER_CONSTANT)
     stain = cv2.GaussianBlur(np.clip(stain, 0, 1), (3, 1), 0)
-    weight = (0.45 * stain * paint)[..., None]
+    weight = (0.6 * stain * paint)[..., None]
     region *= 1 - weight
     region += (STAIN * light[..., None] * alpha[..., None]) * weight
 
