@@ -1,9 +1,22 @@
-"""Procedural car photos with exact masks and rust of known coverage (the drawing behind `corrode synth`)."""
+"""Old home of the synth drawing modules, now `corrode.synth` (kept so existing imports still work).
 
-from corrode.synthdata.backgrounds import BACKGROUNDS, OUTDOOR, STUDIO
-from corrode.synthdata.bodies import BODY_TYPES
-from corrode.synthdata.rust import RUST_BANDS
-from corrode.synthdata.scene import COLOURS, RUST_STYLES, VIEWS, Scene, draw_car, draw_scene
+Import from `corrode.synth` (and its modules `corrode.synth.scene`, `corrode.synth.backgrounds`, ...);
+this package and its two modules go once nothing imports them.
+"""
+
+from corrode.synth import (
+    BACKGROUNDS,
+    BODY_TYPES,
+    COLOURS,
+    OUTDOOR,
+    RUST_BANDS,
+    RUST_STYLES,
+    STUDIO,
+    VIEWS,
+    Scene,
+    draw_car,
+    draw_scene,
+)
 
 __all__ = [
     "BACKGROUNDS",
