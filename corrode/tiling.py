@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 MULTIPLE = 4
-DEFAULT_OVERLAP = 64
+# Measured on a random paper-size generator (64 channels, 9 blocks), 512 px, 256 px tiles, statistics
+# of the whole image: tiled vs whole differ by at most 0.083 at 64 px overlap, 0.012 at 96, 0.001 at 128.
+DEFAULT_OVERLAP = 128
 # Peak memory of one fp32 inference pass per input pixel per base channel: measured 14-21 bytes on the
 # CPU (ResNet generator, 16-64 channels, 3-9 blocks, 512-1024 px; peak RSS growth); 24 leaves room.
 BYTES_PER_PIXEL_CHANNEL = 24
