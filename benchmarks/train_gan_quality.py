@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,14 +83,16 @@ def test_cars() -> tuple[torch.Tensor, np.ndarray]:
 
 def train(name: str, options: dict, data: Path, out: Path, budget: float) -> None:
     from corrode.train_gan import TrainGanConfig, load_run_config, train_gan
+    from corrode.training import Interrupted
 
     run = out / name
     spent_file = run / "cpu_seconds.txt"
     spent = float(spent_file.read_text()) if spent_file.exists() else 0.0
     if spent >= budget:
         return
-    if (run / "state.pt").exists():
-        config = replace(load_run_config(run), resume=True)
+    resume = run if (run / "state.pt").exists() else None
+    if resume is not None:
+        config = load_run_config(run)
     else:
         config = TrainGanConfig(
             data=data,
@@ -117,10 +118,10 @@ def train(name: str, options: dict, data: Path, out: Path, budget: float) -> Non
                 f"G {losses['gen_total']:.2f} D {losses['disc_total']:.2f}"
             )
         if used >= budget:
-            raise KeyboardInterrupt  # train_gan checkpoints, then re-raises
+            raise KeyboardInterrupt  # train_gan stops after this step with a checkpoint
 
-    with contextlib.suppress(KeyboardInterrupt):  # the budget's stop, after a checkpoint
-        train_gan(config, progress)
+    with contextlib.suppress(Interrupted):  # the budget's stop, after a checkpoint
+        train_gan(config, progress, resume=resume)
     used = spent + time.process_time() - started_cpu
     run.mkdir(parents=True, exist_ok=True)
     spent_file.write_text(f"{used:.1f}")
