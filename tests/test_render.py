@@ -709,12 +709,10 @@ def test_cli_folder_without_images_is_one_line_and_others_render(
     args = ["render", str(tmp_path / "empty"), str(source), str(tmp_path / "folder.jpg")]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), "--mask", str(tmp_path / "masks")])
     assert result.exit_code == 1, result.output
-    lines = [line for line in result.stderr.splitlines() if "no image" in line]
-    assert (
-        len(lines) == 2
-        and any("empty" in line for line in lines)
-        and any("folder.jpg" in line for line in lines)
-    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 2, result.stderr
+    assert any("empty: folder holds no image files" in line for line in lines)
+    assert any("folder.jpg: is a directory, not an image file" in line for line in lines)
     assert (tmp_path / "out" / "car0_severe.png").is_file()
     alone = runner.invoke(app, ["render", str(tmp_path / "empty"), "--mask", str(tmp_path / "masks")])
     assert alone.exit_code == 1 and "no image" in alone.stderr
