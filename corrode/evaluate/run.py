@@ -102,9 +102,10 @@ def evaluate(
         image_size=size,
         sources={"folder": str(plan.sources_folder), "count": len(sources), "held_out": plan.held_out},
         notes=notes,
+        skipped=list(sources.failed),
     )
     samples: dict[str, np.ndarray] = {}
-    render_cars = render_inputs(plan, cfg.render_checks, say) if cfg.render_checks else None
+    render_cars = render_inputs(plan, sources.paths, cfg.render_checks, say) if cfg.render_checks else None
     if render_cars is None and cfg.render_checks:
         notes.append("pixels changed outside the car not measured: it needs the images' masks")
 
@@ -127,9 +128,11 @@ def evaluate(
         return cache.real_cars(key, compute)
 
     for name in [n for n in levels.RUSTY_NAMES if n in tuple(translator.levels)]:
+        real = real_cars(name)
+        report.skipped += [line for line in real.cars.failed if line not in report.skipped]
         report.levels[name] = _measure_level(
             cfg, translator, classifier, feature, name, sources, source_tensor, source_arrays,
-            real_cars(name), bands, render_cars, report, samples,
+            real, bands, render_cars, report, samples,
         )  # fmt: skip
         say(level_line(name, report.levels[name]))
 
