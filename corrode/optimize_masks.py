@@ -9,8 +9,10 @@ paper's optimizer (`corrode.masks`), then
 - `OUT/masks.csv`: one row per image (size, threshold, mask area, holes filled, specks removed),
 - `OUT/config.json`.
 
-A plain folder gives `OUT/<stem>.png` and `OUT/masks/<stem>.png`. With `masks` (a folder of
-existing masks laid out like the images) no model is needed: only the optimizer runs.
+A plain folder gives `OUT/<stem>.png` and `OUT/masks/<stem>.png`. Inputs of one folder that share a
+stem (photo.bmp, photo.tiff) are written as `<stem>_<suffix>.png`, so none overwrites another. With
+`masks` (a folder of existing masks laid out like the images) no model is needed: only the optimizer
+runs.
 """
 
 from __future__ import annotations
