@@ -261,14 +261,7 @@ def _without_loop(corpus: Corpus, folder: Path) -> Corpus:
 @pytest.mark.parametrize(
     "loop",
     [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="render owner: render.py `protected = {p.resolve() for p in inputs}` raises "
-                "RuntimeError('Symlink loop from .../loop.jpg'): a traceback, nothing rendered",
-            ),
-        ),
+        True,
         False,
     ],
     ids=["full-corpus", "without-link-loop"],
@@ -377,11 +370,6 @@ def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) ->
     assert (run / "model.safetensors").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optimize-masks owner: optimize_masks.py `inputs = {item.path.resolve() for item in items}` "
-    "raises RuntimeError('Symlink loop from .../none/loop.jpg'): a traceback, nothing written",
-)
 def test_optimize_masks_names_each_bad_file(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
     before = tree_digest(root)
@@ -416,11 +404,6 @@ def test_train_gan_refuses_with_the_full_list(level_data, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="evaluate owner: each bad file of none/ is named twice ('skipped ...'), once as a clean car "
-    "to translate and once as a real car of level none; exit 0",
-)
 def test_evaluate_names_each_bad_file(level_data, tmp_path: Path) -> None:
     from test_render import tiny_gan
 
