@@ -124,7 +124,7 @@ def draw_photos(cfg: DemoConfig, folder: Path) -> tuple[list[Path], list[Any]]:
 
     from corrode.images import write_image
     from corrode.synth import draw_scene
-    from corrode.synthdata.backgrounds import OUTDOOR
+    from corrode.synth.backgrounds import OUTDOOR
 
     colours = ("bright blue", "red", "white", "yellow", "teal", "silver", "orange", "black")
     views = ("side", "front-quarter", "rear-quarter")

@@ -337,8 +337,8 @@ def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: P
     run = tmp_path / "run"
     args = ["train-classifier", str(root / "levels"), "--out", str(run), "--size", "32", "--width", "0.25"]
     result = runner.invoke(app, [*args, "--epochs", "1", "--encoder-weights", "none", "--device", "cpu"])
-    # A trainer skips what it cannot read, one line each, and trains on the rest.
-    assert result.exit_code == 0, result.output
+    # A trainer skips what it cannot read, one line each, trains on the rest, and exits 1 (issue 15).
+    assert result.exit_code == 1, result.output
     _named_once_in_levels(result.stderr, _bad_lines(mixed, MIXED_LEVELS, masks=True))
     assert (run / "model.safetensors").is_file() or (run / "best.safetensors").is_file()
     assert_nothing_partial(run)
@@ -365,7 +365,7 @@ def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) ->
     expected = {f"train/{n}": r for n, r in corpus.bad.items()}
     expected["train_masks/wrong mask_mask.png"] = "mask is 32x32"
     assert tree_digest(root) == before
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     _named_once_in_levels(result.stderr, expected)
     assert (run / "model.safetensors").is_file()
 

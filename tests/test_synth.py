@@ -257,13 +257,12 @@ def test_cli_bad_option_is_a_usage_error(tmp_path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_public_names_and_old_import_paths() -> None:
+def test_public_names() -> None:
     import corrode.synth
     from corrode.synth import MANIFEST, SynthConfig, draw_car, draw_scene, read_manifest, synth  # noqa: F401
-    from corrode.synthdata import STUDIO
-    from corrode.synthdata.backgrounds import OUTDOOR
-    from corrode.synthdata.scene import draw_scene as old_draw_scene
+    from corrode.synth.backgrounds import OUTDOOR
+    from corrode.synth.scene import draw_scene as module_draw_scene
 
-    assert old_draw_scene is draw_scene and MANIFEST == "manifest.csv"
-    assert STUDIO == corrode.synth.STUDIO and OUTDOOR == corrode.synth.OUTDOOR
+    assert module_draw_scene is draw_scene and MANIFEST == "manifest.csv"
+    assert OUTDOOR == corrode.synth.OUTDOOR
     assert all(hasattr(corrode.synth, name) for name in corrode.synth.__all__)
