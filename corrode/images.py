@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from corrode.errors import FileError, UsageError
+from corrode.errors import FileError, UsageError, WriteError, write_reason
 
 if TYPE_CHECKING:
     import torch
@@ -207,18 +207,27 @@ _FILE_MODE = _file_mode()
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+
+    An `OSError` from the block or the rename (a full disk, a read-only folder) becomes a
+    `WriteError` naming `path`; the temporary file is removed and an older `path` stays as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise WriteError(path, write_reason(exc)) from exc
     os.close(handle)
     temp = Path(temp_name)
     try:
         yield temp
         os.chmod(temp, _FILE_MODE)
         os.replace(temp, path)
+    except OSError as exc:
+        raise WriteError(path, write_reason(exc)) from exc
     finally:
         temp.unlink(missing_ok=True)
 

@@ -116,9 +116,9 @@ class Hostile:
             self.sent[raw] = sent
 
 
-@pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[Hostile]:
-    content = Hostile(tmp_path / "absolute-escape.jpg")
+@contextlib.contextmanager
+def serving(content: Hostile) -> Iterator[Hostile]:
+    """Serve `content` on 127.0.0.1 (a free port) for the duration of the block."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -133,9 +133,17 @@ def hostile(tmp_path: Path) -> Iterator[Hostile]:
     content.base = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield content
-    server.shutdown()
-    server.server_close()
+    try:
+        yield content
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Hostile]:
+    with serving(Hostile(tmp_path / "absolute-escape.jpg")) as content:
+        yield content
 
 
 def _files(root: Path) -> set[Path]:

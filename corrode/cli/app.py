@@ -7,6 +7,7 @@ Heavy libraries (torch, cv2) are imported inside command bodies so `--help` stay
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -46,6 +47,8 @@ settings = Settings()
 def _debug_enabled() -> bool:
     return settings.debug or os.environ.get("CORRODE_DEBUG", "") not in ("", "0")
 
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 # The root's own flags, also accepted anywhere after the subcommand (`corrode synth OUT -q`).
 GLOBAL_FLAGS = frozenset({"-q", "--quiet", "--debug"})
@@ -108,6 +111,13 @@ class CorrodeGroup(TyperGroup):
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            # A full or read-only disk is the user's to fix, not a bug: one line, whoever wrote.
+            if exc.errno not in DISK_ERRNOS or _debug_enabled():
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            console.print(f"[bold red]error:[/] {where}{os.strerror(exc.errno).lower()}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
 
 
 app = typer.Typer(

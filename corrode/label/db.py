@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corrode import levels
-from corrode.errors import CorrodeError, UsageError
+from corrode.errors import CorrodeError, UsageError, WriteError
 
 REJECT = "reject"  # not a usable car photo
 SKIP = "skip"  # seen, left for later; not a vote
@@ -159,13 +159,22 @@ class LabelDB:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with the write lock up front and committed on exit."""
         connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            # SQLite's transaction is all or nothing: what was committed before stays, this is undone.
+            if "full" in str(exc) or "disk I/O" in str(exc):
+                raise WriteError(self.path, f"{exc}; this change was not saved") from exc
             raise
-        connection.execute("COMMIT")
 
     def read(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple]:
         return self._connect().execute(sql, tuple(parameters)).fetchall()

@@ -1,0 +1,226 @@
+"""Faults: a disk that fills up for real (a small tmpfs), kill -9 and SIGTERM mid-run, two writers at once.
+
+The disk-full tests mount a tmpfs, which needs root (CI runs as root); elsewhere they skip, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tree_digest
+from PIL import Image
+from typer.testing import CliRunner
+
+from corrode.cli import app
+from corrode.errors import WriteError
+from corrode.images import read_image, write_image
+from corrode.label.db import LabelDB
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- a small disk -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`small_disk(kib)`: a fresh tmpfs of that size, unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(kib: int) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def free_bytes(folder: Path) -> int:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill `disk` with one file so that about `leave` bytes stay free."""
+    filler = disk / "filler.bin"
+    with filler.open("wb") as handle:
+        handle.write(bytes(max(0, free_bytes(disk) - leave)))
+    return filler
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".part" in p.name or p.name.startswith((".download", ".tmp"))]
+
+
+def photos(folder: Path, count: int, side: int = 64) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        pixels = np.random.default_rng(index).integers(0, 255, (side, side, 3), dtype=np.uint8)
+        yy, xx = np.mgrid[0:side, 0:side]
+        pixels[(xx - side / 2) ** 2 / 0.1 + (yy - side / 2) ** 2 / 0.06 < side**2] = (200, 50, 40)
+        path = folder / f"car{index}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def masks_for(sources: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        height, width = read_image(source).shape[:2]
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4 : 3 * height // 4, width // 5 : 4 * width // 5] = 255
+        Image.fromarray(mask).save(folder / f"{source.stem}.png")
+    return folder
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file(small_disk) -> None:
+    disk = small_disk(256)
+    target = disk / "car.png"
+    old = np.full((16, 16, 3), 7, np.uint8)
+    write_image(target, old)
+    fill(disk, 0)
+    with pytest.raises(WriteError, match="car.png: cannot write \\(no space left on device\\)"):
+        write_image(target, np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    assert np.array_equal(read_image(target), old)
+    assert leftovers(disk) == []
+
+
+def test_render_on_a_full_disk(small_disk, tmp_path: Path) -> None:
+    from test_render import tiny_gan
+
+    sources = photos(tmp_path / "in", 6)
+    masks = masks_for(sources, tmp_path / "masks")
+    gan = tiny_gan(tmp_path / "gan.safetensors")
+    before = tree_digest(tmp_path / "in")
+    disk = small_disk(512)
+    out = disk / "out"
+    args = ["render", str(tmp_path / "in"), "--mask", str(masks), "--gan", str(gan), "-o", str(out)]
+    args += ["--level", "mild", "--format", "png", "--device", "cpu", "--json"]
+    first = runner.invoke(app, [*args[:1], str(sources[0]), *args[2:]])
+    assert first.exit_code == 0, first.output
+    earlier = read_image(out / "car0_mild.png")
+    fill(disk, 20_000)  # room for one more output or so, not six
+    result = runner.invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 1, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    failed = [r for r in records if r["status"] == "failed"]
+    assert failed and all("no space left on device" in r["error"].lower() for r in failed)
+    for record in failed:  # one line each, naming the output
+        assert sum(record["output"] in line for line in result.stderr.splitlines()) == 1
+    for record in records:
+        if record["status"] == "written":
+            assert read_image(record["output"]).shape == (64, 64, 3)
+    # The earlier output is either replaced whole or left as it was, never half-written.
+    again = read_image(out / "car0_mild.png")
+    assert again.shape == earlier.shape
+    assert leftovers(disk) == []
+    assert tree_digest(tmp_path / "in") == before
+
+
+def test_synth_on_a_full_disk(small_disk) -> None:
+    disk = small_disk(256)
+    fill(disk, 60_000)
+    out = disk / "synth"
+    args = ["synth", str(out), "--none", "20", "--mild", "20", "--moderate", "20", "--severe", "20"]
+    result = runner.invoke(app, [*args, "--carvana-cars", "2", "--size", "64", "--workers", "0"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no space left on device" in lines[0].lower() and str(out) in lines[0]
+    assert "Traceback" not in result.output
+    assert leftovers(disk) == []
+    for path in out.rglob("*.png"):  # what was written before the disk filled is whole
+        read_image(path)
+
+
+def test_label_database_on_a_full_disk_keeps_every_committed_label(small_disk, tmp_path: Path) -> None:
+    disk = small_disk(512)
+    db_path = disk / "labels.sqlite"
+    committed: dict[str, int] = {}
+    with LabelDB(db_path) as db:
+        ids = db.add_images([(tmp_path / f"car{i}.jpg", (64, 48), None) for i in range(40)])
+        db.set_labels([(i, "mild") for i in ids[:10]], "ana")
+        filler = fill(disk, 0)
+        with pytest.raises(WriteError, match="labels.sqlite: cannot write"):
+            for round_ in range(4000):
+                # Long annotator names make each transaction need fresh pages.
+                name = f"annotator-{round_:05d}-" + "x" * 200
+                db.set_labels([(i, "severe") for i in ids], name)
+                committed[name] = len(ids)
+    filler.unlink()
+    with LabelDB(db_path) as db:
+        assert db.labels_of("ana") == dict.fromkeys(ids[:10], "mild")
+        for name, count in committed.items():
+            assert len(db.labels_of(name)) == count
+    assert leftovers(disk) == []
+
+
+def test_label_cli_on_a_full_disk_is_one_line(small_disk, tmp_path: Path) -> None:
+    sources = photos(tmp_path / "levels" / "mild", 3)
+    disk = small_disk(256)
+    fill(disk, 0)
+    result = runner.invoke(
+        app, ["label", "import", str(tmp_path / "levels"), "--db", str(disk / "labels.sqlite"), "-a", "ana"]
+    )
+    assert result.exit_code != 0
+    assert result.stderr.strip().count("\n") == 0 and "labels.sqlite" in result.stderr, result.output
+    assert "Traceback" not in result.output
+    assert all(p.exists() for p in sources)
+
+
+def test_scrape_on_a_full_disk(small_disk, tmp_path: Path) -> None:
+    from test_web_input import TIMEOUT, Hostile, serving
+
+    disk = small_disk(512)
+    out = disk / "raw"
+    with serving(Hostile(tmp_path / "unused.jpg")) as site:
+        listing = tmp_path / "cars.txt"
+        listing.write_text("".join(site.url(f"/car{i}.jpg") + "\n" for i in range(3)))
+        args = ["scrape", "--engine", "urls", "--from", str(listing), "--out", str(out)]
+        args += ["--timeout", str(TIMEOUT), "--retries", "0", "--threads", "1"]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        kept = sorted((out / "cars").glob("*.jpg"))
+        manifest = (out / "manifest.csv").read_text()
+        assert len(kept) == 3
+        listing.write_text("".join(site.url(f"/more{i}.jpg") + "\n" for i in range(3)))
+        fill(disk, 0)
+        result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {out / 'cars'}: cannot write (no space left on device)"], result.output
+    assert sorted((out / "cars").glob("*.jpg")) == kept
+    for path in kept:
+        read_image(path)
+    assert (out / "manifest.csv").read_text().startswith(manifest)
+    assert leftovers(disk) == []
