@@ -40,6 +40,7 @@ def _clean_key(key: str) -> str:
 
 def save_model(path: str | Path, model: nn.Module, *, kind: str, config: dict[str, Any]) -> Path:
     """Write `model`'s weights to a safetensors file whose metadata holds `kind` and `config`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -48,7 +49,7 @@ def save_model(path: str | Path, model: nn.Module, *, kind: str, config: dict[st
     with atomic_path(path) as temp:
         try:
             save_file(state, str(temp), metadata=metadata)
-        except (RuntimeError, ValueError) as exc:  # safetensors reports a failed write this way
+        except (SafetensorError, RuntimeError, ValueError) as exc:  # how safetensors reports a failed write
             raise WriteError(path, _write_failure(exc, path)) from exc
     return path
 
