@@ -20,7 +20,16 @@ import numpy as np
 from PIL import Image
 
 from corrode.errors import WriteError, write_reason
-from corrode.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, atomic_write_bytes, read_image, write_image
+from corrode.images import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageError,
+    atomic_write_bytes,
+    read_image,
+    sweep_once,
+    temp_prefix,
+    write_image,
+)
 from corrode.scrape.checks import (
     DUPLICATE,
     MIN_SIDE,
@@ -203,7 +212,8 @@ class ScrapeFolder:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             # The decode check reads a file (the project's one reader); this one is only ever a temp.
-            handle, temp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+            sweep_once(folder)
+            handle, temp_name = tempfile.mkstemp(prefix=temp_prefix("download"), suffix=".part", dir=folder)
         except OSError as exc:
             raise WriteError(folder, write_reason(exc)) from exc
         temp = Path(temp_name)
