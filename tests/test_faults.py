@@ -415,3 +415,116 @@ def test_trainer_resumes_after_a_signal(command: str, sig: int, synth_data: Path
         # SIGTERM: the finished epoch is kept; kill -9: at most the checkpoint interval is redone.
         assert lost <= (0 if sig == signal.SIGTERM else interval), (done, after)
     check_resumed(command, run, done)
+
+
+# --- render: a signal mid-batch, and two renders into one folder -----------------------------------------
+
+
+@pytest.fixture
+def render_batch(tmp_path: Path) -> tuple[list[str], Path, int]:
+    from test_render import tiny_gan
+
+    count = 40
+    sources = photos(tmp_path / "in", count)
+    masks = masks_for(sources, tmp_path / "masks")
+    gan = tiny_gan(tmp_path / "gan.safetensors")
+    out = tmp_path / "out"
+    args = ["render", str(tmp_path / "in"), "--mask", str(masks), "--gan", str(gan), "-o", str(out)]
+    return [*args, "--level", "mild", "--device", "cpu", "--batch-size", "1", "--json"], out, count
+
+
+def outputs(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("car*_mild.png")) if out.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill9", "sigterm"])
+def test_render_batch_rerun_after_a_signal(render_batch, tmp_path: Path, sig: int) -> None:
+    args, out, count = render_batch
+    before = tree_digest(tmp_path / "in")
+    process = corrode_process(args, tmp_path)
+    wait_for(lambda: len(outputs(out)) >= 3, process)
+    code, err = interrupt(process, sig)
+    assert code in (-sig, 128 + sig), err[-2000:]
+    done = outputs(out)
+    assert 3 <= len(done) < count
+    for path in done:  # an output is whole or absent
+        assert read_image(path).shape == (64, 64, 3)
+    # What a kill in the middle of a write leaves: a temporary file of the dead process.
+    stray = out / f".car39_mild.{process.pid}.abcd1234.part.png"
+    stray.write_bytes(b"\x89PNG half")
+    rerun = corrode_process(args, tmp_path)
+    stdout, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-3000:]
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert sum(r["status"] == "skipped" for r in records) == len(done)  # nothing redone
+    assert len(outputs(out)) == count
+    for path in outputs(out):
+        read_image(path)
+    assert leftovers(out) == [] and not stray.exists()
+    assert tree_digest(tmp_path / "in") == before
+
+
+@pytest.mark.slow
+def test_two_renders_into_one_folder(render_batch, tmp_path: Path) -> None:
+    args, out, count = render_batch
+    first = corrode_process([*args, "--overwrite"], tmp_path)
+    second = corrode_process([*args, "--overwrite"], tmp_path)
+    results = [(p, *p.communicate(timeout=600)) for p in (first, second)]
+    for process, _, err in results:
+        assert process.returncode == 0, err[-3000:]
+    assert len(outputs(out)) == count
+    for path in outputs(out):
+        assert read_image(path).shape == (64, 64, 3)
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in outputs(out)]
+
+
+# --- two labelers on one database ---------------------------------------------------------------------------
+
+LABELER = """
+import sys
+from pathlib import Path
+from corrode.label.db import LabelDB
+db_path, annotator, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+levels = ("none", "mild", "moderate", "severe")
+with LabelDB(db_path) as db:
+    ids = [image.id for image in db.images()]
+    for n in range(count):
+        image_id = ids[n % len(ids)]
+        db.set_label(image_id, annotator, levels[(n + len(annotator)) % 4])
+        db.set_label(image_id, "shared-" + annotator, levels[n % 4])
+        if n % 7 == 0:
+            db.undo("shared-" + annotator)
+"""
+
+
+@pytest.mark.slow
+def test_two_labelers_on_one_database(tmp_path: Path) -> None:
+    db_path = tmp_path / "labels.sqlite"
+    with LabelDB(db_path) as db:
+        db.add_images([(tmp_path / f"car{i}.jpg", (64, 48), None) for i in range(60)])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    count = 300
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", LABELER, str(db_path), name, str(count)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("ana", "bo")
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    levels_ = ("none", "mild", "moderate", "severe")
+    with LabelDB(db_path) as db:
+        ids = [image.id for image in db.images()]
+        for name in ("ana", "bo"):
+            expected = {}
+            for n in range(count):
+                expected[ids[n % len(ids)]] = levels_[(n + len(name)) % 4]
+            assert db.labels_of(name) == expected, name
+        check = db.read("PRAGMA integrity_check")
+    assert check == [("ok",)]
