@@ -337,6 +337,16 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     return write_image(path, Image.fromarray(values, mode="L"))
 
 
+def resolve_safely(path: str | Path) -> Path:
+    """`path.resolve()` that also works on a link that loops (Python 3.11 raises RuntimeError):
+    such a link is named by its resolved folder and its own name."""
+    path = Path(path)
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.parent.resolve() / path.name
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 

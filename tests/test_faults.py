@@ -528,3 +528,38 @@ def test_two_labelers_on_one_database(tmp_path: Path) -> None:
             assert db.labels_of(name) == expected, name
         check = db.read("PRAGMA integrity_check")
     assert check == [("ok",)]
+
+
+def test_stray_temps_of_dead_writers_only_are_removed(tmp_path: Path) -> None:
+    from corrode.images import remove_stray_temps
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = int(finished.stdout)
+    alive = os.getpid()
+    names = {
+        f".car.{dead}.abcd1234.part.png": False,  # a killed writer's: removed
+        f".state.{dead}.x_y9z0ab.part.pt": False,
+        f".car.{alive}.abcd1234.part.png": True,  # a live writer's: kept
+        ".hidden.png": True,  # not a temporary name
+        "car.png": True,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    removed = remove_stray_temps(tmp_path)
+    assert {p.name for p in removed} == {name for name, kept in names.items() if not kept}
+    assert {p.name for p in tmp_path.iterdir()} == {name for name, kept in names.items() if kept}
+
+
+def test_manifest_row_is_whole_or_absent_on_a_full_disk(small_disk) -> None:
+    from corrode.scrape.manifest import CsvLog
+
+    disk = small_disk(256)
+    log = CsvLog(disk / "manifest.csv", ("file", "note"))
+    log.append({"file": "a.jpg", "note": "first"})
+    fill(disk, 0)
+    with pytest.raises(WriteError, match="manifest.csv: cannot write"):
+        for n in range(10_000):
+            log.append({"file": f"{n}.jpg", "note": "y" * 3000})
+    text = (disk / "manifest.csv").read_text()
+    assert text.endswith("\n") and text.startswith("file,note\na.jpg,first\n")
+    assert all(len(line.split(",")) == 2 for line in text.splitlines())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from corrode import levels
 from corrode.errors import CorrodeError, UsageError, WriteError
+from corrode.images import resolve_safely
 
 REJECT = "reject"  # not a usable car photo
 SKIP = "skip"  # seen, left for later; not a vote
@@ -77,13 +78,6 @@ class Change:
     image_id: int
     label: str | None
     previous: str | None
-
-
-def _stored_path(path: Path) -> str:
-    try:
-        return str(path.resolve())
-    except (RuntimeError, OSError):  # a link that loops: its folder resolved, its own name kept
-        return str(path.parent.resolve() / path.name)
 
 
 def check_annotator(name: str) -> str:
@@ -191,7 +185,7 @@ class LabelDB:
         now = time.time()
         with self.write() as connection:
             for path, size, bad in entries:
-                resolved = _stored_path(Path(path))
+                resolved = str(resolve_safely(path))
                 width, height = size if size else (None, None)
                 connection.execute(
                     "INSERT INTO images (path, name, width, height, bad, added) VALUES (?, ?, ?, ?, ?, ?) "
