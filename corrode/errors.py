@@ -47,5 +47,4 @@ def write_reason(exc: BaseException) -> str:
     number = getattr(exc, "errno", None)
     if isinstance(number, int) and number in errno.errorcode:
         return os.strerror(number).lower()
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
