@@ -563,3 +563,36 @@ def test_manifest_row_is_whole_or_absent_on_a_full_disk(small_disk) -> None:
     text = (disk / "manifest.csv").read_text()
     assert text.endswith("\n") and text.startswith("file,note\na.jpg,first\n")
     assert all(len(line.split(",")) == 2 for line in text.splitlines())
+
+
+def test_label_server_on_a_full_disk_says_not_saved(small_disk, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from corrode.label.server import LabelConfig, create_app, prepare
+
+    sources = photos(tmp_path / "photos", 3)
+    disk = small_disk(512)
+    reported: list[str] = []
+    config = LabelConfig(images=(tmp_path / "photos",), db=disk / "labels.sqlite", annotator="ana")
+    with LabelDB(config.db) as db:
+        session = prepare(config, db, report=reported.append)
+        client = TestClient(create_app(session), base_url="http://127.0.0.1")
+        headers = {"X-Label-Token": session.token}
+        ids = [item["id"] for item in client.get("/api/state").json()["items"]]
+        assert (
+            client.post("/api/label", json={"id": ids[0], "label": "mild"}, headers=headers).status_code
+            == 200
+        )
+        fill(disk, 0)
+        answers = [
+            client.post("/api/label", json={"id": ids[n % 3], "label": "severe"}, headers=headers)
+            for n in range(400)
+        ]
+    refused = [a for a in answers if a.status_code != 200]
+    assert refused and {a.status_code for a in refused} == {507}
+    assert refused[0].json()["error"].startswith("not saved: ")
+    assert reported and all("labels.sqlite: cannot write" in line for line in reported)
+    (disk / "filler.bin").unlink()
+    with LabelDB(config.db) as db:
+        labels = db.labels_of("ana")
+    assert labels[ids[0]] in ("mild", "severe") and len(sources) == 3
