@@ -14,7 +14,7 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,3 +179,14 @@ def corpus(tmp_path: Path) -> Corpus:
 def make_corpus() -> Callable[..., Corpus]:
     """`make_corpus(folder, bad=True, good=True)`: write the corpus (or its good or bad half) anywhere."""
     return write_corpus
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test: the machines are shared, and tiny models gain nothing from more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

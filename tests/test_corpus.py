@@ -28,12 +28,7 @@ from corrode.label.db import LabelDB
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_named_once(stderr: str, bad: dict[str, str]) -> None:
