@@ -1,7 +1,9 @@
 """The Typer app, its global options, the shared Rich consoles and error -> exit-code mapping.
 
-Exit codes: 0 ok, 1 some inputs failed (or the work itself failed), 2 usage error,
-130 interrupted. Messages and progress go to stderr; results go to stdout.
+Exit codes: 0 ok, 1 some inputs failed (or the work itself failed, a full disk included), 2 usage
+error, 130 interrupted. Messages and progress go to stderr; results go to stdout. The global
+`--quiet`/`--debug` are taken before or after the subcommand; a usage error is Click's one plain
+`Error: ...` line unless stderr is a terminal, where Typer draws its box.
 Heavy libraries (torch, cv2) are imported inside command bodies so `--help` stays fast.
 """
 
