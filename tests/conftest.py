@@ -103,6 +103,7 @@ def _bad_files() -> dict[str, tuple[bytes, str]]:
 
 
 # Entries that are not files: a folder named like an image, and a link that points at itself.
+# (The corpus also holds `again`, a link to its own folder, which is no image and must not be read.)
 SPECIAL_BAD = {"folder.jpg": "directory", "loop.jpg": "symbolic link loop"}
 
 
@@ -150,6 +151,8 @@ def write_corpus(folder: Path, *, bad: bool = True, good: bool = True) -> Corpus
         (folder / "folder.jpg").mkdir()
         (folder / "folder.jpg" / "notes.txt").write_text("a folder named like a photo\n")
         os.symlink("loop.jpg", folder / "loop.jpg")
+        # A link to its own folder: a walker that follows links would go round forever.
+        os.symlink(".", folder / "again")
         bads.update(SPECIAL_BAD)
     return Corpus(folder, {name: size for name, (_, size) in goods.items()}, bads)
 
