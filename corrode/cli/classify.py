@@ -43,17 +43,17 @@ def train_classifier_command(
     width: Annotated[
         float | None, typer.Option("--width", help="MobileNetV2 width multiplier. [default: 1.0]")
     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Total epochs. [default: 20]")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Total epochs. [default: 18]")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Images per step. [default: 32]")
+        int | None, typer.Option("--batch-size", help="Images per step. [default: 16]")
     ] = None,
     learning_rate: Annotated[
         float | None,
-        typer.Option("--lr", "--learning-rate", help="AdamW peak learning rate. [default: 0.001]"),
+        typer.Option("--lr", "--learning-rate", help="AdamW peak learning rate. [default: 0.005]"),
     ] = None,
     label_smoothing: Annotated[
         float | None,
-        typer.Option("--label-smoothing", help="Smoothing of the ordinal targets. [default: 0.1]"),
+        typer.Option("--label-smoothing", help="Label smoothing of the targets. [default: 0.0]"),
     ] = None,
     balance: Annotated[
         str | None,
@@ -81,7 +81,7 @@ def train_classifier_command(
     precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
-    """Train the MobileNetV2 level classifier (ordinal head) on masked images in level folders.
+    """Train the MobileNetV2 level classifier (softmax head) on masked images in level folders.
 
     Multi-GPU: torchrun --nproc-per-node N -m corrode train-classifier DATA --out runs/classifier
     """
