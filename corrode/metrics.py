@@ -108,6 +108,31 @@ def classification_report(
     }
 
 
+def expected_calibration_error(probabilities: np.ndarray, true: Sequence[int], bins: int = 15) -> float:
+    """ECE of the top choice: sum over equal-width confidence bins of |accuracy - mean confidence|
+    weighted by the bin's share of the images (Guo et al. 2017; 15 bins as there).
+
+    `probabilities` is `(N, K)` (rows summing to 1), `true` the N class indices. A bin holds the
+    confidences in `(b / bins, (b + 1) / bins]`; 0 for a perfectly calibrated model, NaN for N = 0.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    true_array = np.asarray(true, dtype=np.int64).ravel()
+    if probabilities.ndim != 2 or probabilities.shape[0] != true_array.size:
+        raise ValueError(f"expected ({true_array.size}, K) probabilities, got {probabilities.shape}")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    if true_array.size == 0:
+        return float("nan")
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == true_array).astype(float)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    error = 0.0
+    for index in np.unique(which):
+        members = which == index
+        error += abs(correct[members].mean() - confidence[members].mean()) * members.mean()
+    return float(error)
+
+
 def _json_float(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 

@@ -178,3 +178,30 @@ def test_fast_fid_of_features_equals_torchmetrics():
     assert metrics.frechet_distance_of_features(many, many + 1.0) == pytest.approx(8.0, rel=1e-3)
     with pytest.raises(ValueError):
         metrics.frechet_distance_of_features(real[:1], fake)
+
+
+def test_expected_calibration_error_known_answers():
+    # Four images at confidence 0.9 (in bin 14 of 15), three right: |0.75 - 0.9| = 0.15 over all of them.
+    probabilities = np.array([[0.9, 0.1, 0.0, 0.0]] * 4)
+    assert metrics.expected_calibration_error(probabilities, [0, 0, 0, 1]) == pytest.approx(0.15)
+    # Two bins: confidence 1.0 and right (gap 0), confidence 0.5 and wrong (gap 0.5), half each: 0.25.
+    probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
+    assert metrics.expected_calibration_error(probabilities, [0, 1], bins=15) == pytest.approx(0.25)
+    # Perfectly calibrated: confidence 0.6 in five, three of them right.
+    probabilities = np.array([[0.6, 0.4]] * 5)
+    assert metrics.expected_calibration_error(probabilities, [0, 0, 0, 1, 1]) == pytest.approx(0.0)
+    # One bin holds everything: ECE is |accuracy - mean confidence|.
+    rng = np.random.default_rng(0)
+    raw = rng.random((50, 3))
+    probabilities = raw / raw.sum(1, keepdims=True)
+    true = rng.integers(0, 3, 50)
+    one_bin = abs((probabilities.argmax(1) == true).mean() - probabilities.max(1).mean())
+    assert metrics.expected_calibration_error(probabilities, true, bins=1) == pytest.approx(one_bin)
+
+
+def test_expected_calibration_error_bad_inputs():
+    assert np.isnan(metrics.expected_calibration_error(np.zeros((0, 4)), []))
+    with pytest.raises(ValueError):
+        metrics.expected_calibration_error(np.ones((3, 4)) / 4, [0, 1])
+    with pytest.raises(ValueError):
+        metrics.expected_calibration_error(np.ones((2, 4)) / 4, [0, 1], bins=0)
