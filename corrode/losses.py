@@ -62,3 +62,24 @@ def learning_rate_factor(step: int, total_steps: int, decay_steps: int) -> float
     if step < start:
         return 1.0
     return max(0.0, 1.0 - (step - start + 1) / (decay_steps + 1))
+
+
+def total_variation(maps: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (both directions) of `(B, C, H, W)` maps.
+
+    On an attention map it is small for a few solid patches and large for speckle of the same area.
+    """
+    maps = maps.float()
+    across = (maps[..., :, 1:] - maps[..., :, :-1]).abs().mean()
+    down = (maps[..., 1:, :] - maps[..., :-1, :]).abs().mean()
+    return across + down
+
+
+def r1_penalty(scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): mean over the batch of |d sum(D(real)) / d real|^2.
+
+    `real` must require grad and `scores` be computed from it; the graph is kept so the penalty
+    trains the discriminator.
+    """
+    (gradient,) = torch.autograd.grad(scores.float().sum(), real, create_graph=True)
+    return gradient.float().pow(2).flatten(1).sum(1).mean()
