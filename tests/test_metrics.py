@@ -178,3 +178,15 @@ def test_fast_fid_of_features_equals_torchmetrics():
     assert metrics.frechet_distance_of_features(many, many + 1.0) == pytest.approx(8.0, rel=1e-3)
     with pytest.raises(ValueError):
         metrics.frechet_distance_of_features(real[:1], fake)
+
+
+def test_rust_coherence_tells_patches_from_speckle() -> None:
+    from corrode.metrics import rust_coherence
+
+    patch = np.zeros((8, 8), bool)
+    patch[2:5, 2:5] = True  # a 3x3 patch: the centre has 8 rust neighbours, edges 5, corners 3
+    assert rust_coherence(patch) == pytest.approx((8 + 4 * 5 + 4 * 3) / 9 / 8)
+    speckle = np.zeros((8, 8), bool)
+    speckle[::3, ::3] = True  # isolated dots
+    assert rust_coherence(speckle) == 0.0
+    assert np.isnan(rust_coherence(np.zeros((4, 4), bool)))
