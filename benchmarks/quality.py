@@ -56,6 +56,7 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_spectral": ("recommended", {"discriminator_norm": "spectral"}, 0.0),
     "recommended_multiscale": ("recommended", {"discriminator": "multiscale"}, 0.0),
     "recommended_late_decay": ("recommended", {}, 0.3),
+    "recommended_nce": ("recommended", {"nce_weight": 1.0}, 0.0),
 }
 
 
@@ -210,14 +211,10 @@ class Measure:
             made = _hwc(fake)
             index = levels.get(level).index
             accuracy = float((self.classifier.predict(fake).argmax(1) == index).float().mean())
-            coverage = [
-                metrics.rust_coverage(m, k, reference=s)
-                for s, m, k in zip(source, made, held.masks, strict=True)
-            ]
-            coherence = [
-                metrics.rust_coherence(metrics.rust_pixels(m, s) & k)
-                for s, m, k in zip(source, made, held.masks, strict=True)
-            ]
+            # Rust the generator added (what metrics.rust_coverage counts), found once per car.
+            rust = [metrics.rust_pixels(m, s) & k for s, m, k in zip(source, made, held.masks, strict=True)]
+            coverage = [r.sum() / max(1, k.sum()) for r, k in zip(rust, held.masks, strict=True)]
+            coherence = [metrics.rust_coherence(r) for r in rust]
             fake_features = self.classifier.features(fake)
             kid, kid_std = metrics.kernel_distance_of_features(self.real_features[level], fake_features)
             low, high = RUST_BANDS[level]
@@ -314,7 +311,7 @@ def run_one(name: str, data: Path, measure: Measure, args: argparse.Namespace) -
     context = distributed.setup(config.device)
     images, _ = load_levels(Path(config.data), config.image_size, config.masks)
     trainer = GanTrainer(config, images, context)
-    budget, points, trained, next_eval = args.budget, [], 0.0, 0.0
+    budget, points, trained, next_eval = args.budget, [], 0.0, args.eval_every
     if decay > 0:
         # Flat, then linear to zero over the last `decay` of the budget, by the study's clock.
         def learning_rate(step: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from dataclasses import replace
@@ -538,3 +539,35 @@ def test_r1_spectral_and_multiscale_discriminators_train(data: Path, tmp_path: P
             penalties = sum(0.5 * losses[f"r1_{level}"] for level in ("none", "mild", "moderate", "severe"))
             judged = sum(losses[f"disc_{level}"] for level in ("none", "mild", "moderate", "severe"))
             assert losses["disc_total"] == pytest.approx(judged + penalties, rel=1e-4)
+
+
+def test_patch_nce_rewards_keeping_each_patch() -> None:
+    from corrode.losses import patch_nce
+
+    torch.manual_seed(0)
+    seen = torch.randn(2, 16, 8, 8)
+    kept = patch_nce(seen, seen, patches=32, temperature=0.05)
+    shuffled = patch_nce(seen.flip(-1).flip(-2), seen, patches=32, temperature=0.05)
+    assert float(kept) < 0.05 < float(shuffled)
+    flat = torch.ones(1, 4, 4, 4)  # every patch alike: no better than chance
+    assert float(patch_nce(flat, flat, patches=16)) == pytest.approx(math.log(16), rel=1e-4)
+    where = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    where[..., :2, :2] = True  # only 4 positions allowed: 4 of 5 drawn patches come from them
+    assert float(patch_nce(flat, flat, patches=5, where=where)) == pytest.approx(math.log(5), rel=1e-4)
+
+
+def test_nce_weight_adds_patch_nce_per_level(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    torch.manual_seed(0)
+    trainer = GanTrainer(tiny(data, tmp_path / "nce", nce_weight=1.0, cycle_weight=0.0), images, CPU)
+    before = {k: v.clone() for k, v in trainer.generators.state_dict().items()}
+    losses = trainer.train_step()
+    assert all(0 < losses[f"nce_{level}"] < 10 for level in ("mild", "moderate", "severe"))
+    changed = [
+        not torch.equal(before[k], v)
+        for k, v in trainer.generators.state_dict().items()
+        if k.startswith("translators.none_to_mild")
+    ]
+    assert any(changed)
+    with pytest.raises(ConfigError):
+        tiny(data, tmp_path, nce_weight=-1.0)

@@ -218,6 +218,19 @@ class ResnetGenerator(nn.Module):
         mask = torch.sigmoid(out[:, 3:])
         return mask * torch.tanh(out[:, :3]) + (1 - mask) * x, mask
 
+    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Encoder features for PatchNCE: after the stem, both downsamplings and the middle residual block."""
+        h = self.stem(x, condition)
+        features = [h]
+        for layer in self.down:
+            h = layer(h, condition)
+            features.append(h)
+        for layer in self.blocks[: (len(self.blocks) + 1) // 2]:
+            h = layer(h, condition)
+        if self.blocks:
+            features.append(h)
+        return features
+
     def attention_map(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """`(B, 1, H, W)` in [0, 1]: where an attention generator paints (for figures and tests)."""
         if not self.attention:
@@ -351,12 +364,24 @@ class GeneratorSet(nn.Module):
         maps = attention.split(sizes) if attention is not None else [None] * len(jobs)
         return list(zip(image.split(sizes), maps, strict=True))
 
+    def encode(self, images: torch.Tensor, source: str, target: str) -> list[torch.Tensor]:
+        """The encoder features of the generator for (source, target) on `images` (see ResnetGenerator)."""
+        if (source, target) not in self.config.mappings():
+            raise KeyError(f"no generator maps {source} to {target}")
+        if self.shared is None:
+            return self.translators[mapping_key(source, target)].encode(images)
+        condition = torch.full(
+            (len(images),), self.config.levels.index(target), dtype=torch.long, device=images.device
+        )
+        return self.shared.encode(images, condition)
+
     def forward(
         self,
         clean: torch.Tensor,
         rusty: dict[str, torch.Tensor],
         identity: bool = False,
         cycle_noise: float = 0.0,
+        features: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The images one training step needs, for clean batch `a` and a batch `x[L]` per rusty level L.
 
@@ -366,7 +391,8 @@ class GeneratorSet(nn.Module):
         and `back_L` before they are translated back, so the round trip cannot lean on a faint
         pattern hidden in the translation (CycleGAN's steganography: Chu et al., 2017; the noise
         defence: Bashkirova et al., 2019). With attention generators, `attention_L` is the map of
-        G[A->L](a): where the rust painter paints.
+        G[A->L](a): where the rust painter paints. With `features`, `nce_in_L_k` and `nce_out_L_k` are
+        the k-th encoder features of G[A->L] on `a` and on `fake_L` (PatchNCE, Park et al. 2020).
         """
         a, levels = self.config.clean, list(rusty)
         first = [(clean, a, level) for level in levels] + [(rusty[level], level, a) for level in levels]
@@ -393,6 +419,11 @@ class GeneratorSet(nn.Module):
             attention = with_maps[i][1]
             if attention is not None:
                 result[f"attention_{level}"] = attention
+            if features:
+                pairs = zip(self.encode(clean, a, level), self.encode(fakes[level], a, level), strict=True)
+                for k, (seen, made) in enumerate(pairs):
+                    result[f"nce_in_{level}_{k}"] = seen
+                    result[f"nce_out_{level}_{k}"] = made
             if identity:
                 result[f"same_{level}"] = outputs[2 * len(levels) + i]
                 result[f"same_clean_{level}"] = outputs[3 * len(levels) + i]
