@@ -242,7 +242,7 @@ class Measure:
     def _outside(self, made: np.ndarray, source: np.ndarray) -> int:
         """Pixels outside the car that differ once each translation is composited into its photo."""
         from corrode import metrics
-        from corrode.render import Square, composite
+        from corrode.compositing import Square, composite
 
         held, changed = self.held, 0
         for photo, mask, generated, seen in zip(held.photos, held.masks, made, source, strict=True):
@@ -438,7 +438,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from corrode.classify import Classifier
+    from corrode.classification import Classifier
 
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in STUDY]

@@ -140,7 +140,7 @@ def main() -> None:
             "bf16 autocast": timed_both(lambda: bf16.to_level(one, "severe"), args.repeats),
         }
         try:
-            from corrode.onnx_engine import OnnxTranslator
+            from corrode.gan.onnx import OnnxTranslator
 
             started = time.perf_counter()
             onnx = OnnxTranslator.from_translator(fp32, ["severe"])

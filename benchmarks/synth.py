@@ -1,11 +1,11 @@
 """How fast `corrode synth` draws, against just writing the same files.
 
-    python benchmarks/synth.py [--size 256] [--workers 2] [--share 1.0]
+    python benchmarks/synth.py [--size 256] [--workers 2] [--share 1.0] [--rust-style photo flat]
 
 Draws the default set (300/65/97/73 level images + 20 cars x 8 Carvana views, scaled by --share) into
-a temporary folder and prints images/s. The baseline, measured in the same run, writes the same
-number of ready-made images and masks of the same size and formats (PNG + PNG, JPEG + GIF) in one
-process; the ratio says what drawing costs on top of encoding and writing.
+a temporary folder, once per rust style, and prints images/s for each. The baseline, measured in the
+same run, writes the same number of ready-made images and masks of the same size and formats
+(PNG + PNG, JPEG + GIF) in one process; the ratio says what drawing costs on top of encoding and writing.
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=1.0, help="fraction of the default counts")
     parser.add_argument("--cpu-share", type=float, default=0.15, help="share drawn in-process to time CPU")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rust-style", nargs="+", default=["photo", "flat"], help="styles to time")
     args = parser.parse_args()
+    for style in args.rust_style:
+        run(args, style)
 
+
+def run(args: argparse.Namespace, style: str) -> None:
     from corrode.synth import SynthConfig, synth
 
     def config(out: Path, share: float, workers: int) -> SynthConfig:
@@ -51,7 +56,13 @@ def main() -> None:
         counts = {name: max(1, round(n * share)) for name, n in defaults.counts.items()}
         cars = max(1, round(defaults.carvana_cars * share))
         return SynthConfig(
-            out=out, **counts, carvana_cars=cars, size=args.size, seed=args.seed, workers=workers
+            out=out,
+            **counts,
+            carvana_cars=cars,
+            size=args.size,
+            seed=args.seed,
+            workers=workers,
+            rust_style=style,
         )
 
     with tempfile.TemporaryDirectory() as temp:
@@ -74,8 +85,8 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     print(
-        f"synth: {total} images at {args.size} px, {args.workers} workers, {os.cpu_count()} cores, "
-        f"load average {load:.1f}"
+        f"synth, rust style {style}: {total} images at {args.size} px, {args.workers} workers, "
+        f"{os.cpu_count()} cores, load average {load:.1f}"
     )
     print(f"  wall {seconds:.2f} s -> {total / seconds:.1f} images/s (as measured, under the current load)")
     print(

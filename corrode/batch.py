@@ -37,7 +37,8 @@ def collect_inputs(
 
     A path read from stdin is kept whatever it is (reading it later says what is wrong with it), as
     a file named on the command line is; a missing one becomes a per-file error, not a usage error,
-    so that one stale line in a long list does not stop the batch.
+    so that one stale line in a long list does not stop the batch. A folder that holds no images
+    is kept as itself, so that reading it fails with that reason.
     """
     expanded: list[str | Path] = []
     from_stdin: list[Path] = []
@@ -48,12 +49,15 @@ def collect_inputs(
             from_stdin.extend(Path(p) for p in read_path_list(stdin))
         else:
             expanded.append(item)
-    found = dict.fromkeys(list_images(expanded, recursive=recursive)) if expanded else {}
-    for path in from_stdin:
-        if path.is_dir():
-            found.update(dict.fromkeys(list_images([path], recursive=recursive)))
-        else:
+    found: dict[Path, None] = {}
+    for item in [*expanded, *from_stdin]:
+        path = Path(item)
+        if item in from_stdin and not path.is_dir():
             found[path] = None
+            continue
+        images = list_images([item], recursive=recursive)
+        # A folder with nothing to read is a failed input, said once, not a silent no-op in a batch.
+        found.update(dict.fromkeys(images or ([path] if path.is_dir() else [])))
     if not found:
         raise UsageError("no input images: give files, folders, glob patterns or '-' for stdin")
     return sorted(found)

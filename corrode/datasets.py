@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from corrode import levels
 from corrode.errors import FileError, UsageError
-from corrode.images import ImageError, is_image_file, read_image, read_mask, to_tensor
+from corrode.images import ImageError, images_in, is_image_file, read_image, read_mask, to_tensor
 
 
 class DatasetError(UsageError):
@@ -38,12 +38,14 @@ class Pair:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    # Entries that only look like images (a folder named x.jpg, a looping link, an SVG) are kept so
+    # that reading them names the problem; a mask folder is indexed by its real files only.
+    return images_in(folder)
 
 
 def _index_by_stem(folder: Path, suffix_to_strip: str = "") -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for path in _images_in(folder):
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
         stem = path.stem
         if suffix_to_strip and stem.endswith(suffix_to_strip):
             stem = stem[: -len(suffix_to_strip)]

@@ -7,7 +7,8 @@ RANK / WORLD_SIZE / LOCAL_RANK from the environment torchrun sets. NCCL on CUDA,
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -77,3 +78,40 @@ def all_reduce_mean(value: torch.Tensor, context: DistContext) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / context.world_size
+
+
+@contextmanager
+def session(device_name: str = "auto") -> Iterator[DistContext]:
+    """`setup` on entry, `teardown` on exit, whatever happens in between."""
+    context = setup(device_name)
+    try:
+        yield context
+    finally:
+        teardown(context)
+
+
+def wrap(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
+    """`model` under DistributedDataParallel when there are several ranks; `model` itself otherwise."""
+    if not context.enabled:
+        return model
+    device = context.device
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def gather_to_main(value: dict, context: DistContext) -> list[dict]:
+    """Every rank's `value` (tensors and plain containers) as a list on rank 0; `[value]` alone.
+
+    Call on every rank. Tensors go through torch.save bytes: gather_object's own pickling of
+    storages is not reliable, and the bytes are read back with `weights_only=True`.
+    """
+    if not context.enabled:
+        return [value]
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    gathered: list | None = [None] * context.world_size if context.is_main else None
+    dist.gather_object(buffer.getvalue(), gathered, dst=0)
+    return [torch.load(io.BytesIO(blob), weights_only=True) for blob in gathered or []]

@@ -8,6 +8,7 @@ file in the same folder renamed into place, so a crash never leaves half a file.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import tempfile
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"}
 )
+# Image formats people keep photos in that this project does not read: named, not skipped unseen.
+UNSUPPORTED_SUFFIXES = {
+    ".svg": "SVG is a vector drawing, not a photo; export it as PNG or JPEG",
+    ".svgz": "SVG is a vector drawing, not a photo; export it as PNG or JPEG",
+    ".heic": "HEIC is not supported; convert it to JPEG",
+    ".heif": "HEIF is not supported; convert it to JPEG",
+}
 # 100 MP: a 12 MP phone photo passes with room to spare, a 20000x20000 bomb does not.
 MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
@@ -38,10 +46,23 @@ class ImageError(FileError):
     """A file that cannot be used as an image (missing, corrupt, truncated, too large, ...)."""
 
 
+def _missing_reason(path: Path) -> str:
+    if not path.is_symlink():
+        return "no such file"
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "broken symbolic link (its target does not exist)"
+
+
 def _open(path: Path, max_pixels: int) -> Image.Image:
     if not path.exists():
-        raise ImageError(path, "no such file")
+        raise ImageError(path, _missing_reason(path))
     if path.is_dir():
+        if path.suffix.lower() not in IMAGE_SUFFIXES and not any(map(is_image_file, path.iterdir())):
+            raise ImageError(path, "folder holds no image files")
         raise ImageError(path, "is a directory, not an image file")
     try:
         size = path.stat().st_size
@@ -49,6 +70,8 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageError(path, "empty file (0 bytes)")
+    if path.suffix.lower() in UNSUPPORTED_SUFFIXES:
+        raise ImageError(path, UNSUPPORTED_SUFFIXES[path.suffix.lower()])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -138,8 +161,21 @@ def image_size(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, 
     image = _open(path, max_pixels)
     with image:
         width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
+        try:
+            # A PNG may keep its eXIf chunk after the pixel data: finding it reads the whole file.
+            orientation = image.getexif().get(0x0112, 1)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(path, "truncated or corrupt image data") from exc
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def checked_size(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) upright, after decoding every pixel: `image_size` that also finds a file cut
+    short in its pixel data, at the cost of reading it."""
+    path = Path(path)
+    image = _open(path, max_pixels)
+    with image:
+        return _load(image, path).size
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -238,27 +274,44 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def is_image_entry(path: Path) -> bool:
+    """An entry of a folder a command should read as an image: a file with an image suffix, or
+    something that only looks like one (a folder named `x.jpg`, a broken or looping link, a format
+    this project cannot read such as SVG), so that reading it names the problem instead of leaving
+    it out unseen."""
+    if path.name.startswith("."):
+        return False
+    if path.suffix.lower() in UNSUPPORTED_SUFFIXES:
+        return True
+    if not is_image_file(path):
+        return False
+    return path.is_file() or path.is_dir() or not path.exists()
+
+
+def images_in(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The image entries of `folder` (see `is_image_entry`), sorted."""
+    children = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(child for child in children if is_image_entry(child))
+
+
 def list_images(inputs: Iterable[str | Path], *, recursive: bool = False) -> list[Path]:
     """Expand files, folders and glob patterns into a sorted, de-duplicated list of image paths.
 
     A file named explicitly is kept whatever its suffix (reading it will say what is wrong);
-    folders and globs contribute only files with an image suffix.
+    folders and globs contribute only entries with an image suffix (`is_image_entry`).
     """
     found: dict[Path, None] = {}
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            for child in sorted(path.glob(pattern)):
-                if child.is_file() and is_image_file(child):
-                    found[child] = None
-        elif path.exists():
+            found.update(dict.fromkeys(images_in(path, recursive=recursive)))
+        elif path.exists() or path.is_symlink():
             found[path] = None
         elif glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=recursive))
             for match in matches:
-                if match.is_file() and is_image_file(match):
+                if is_image_entry(match):
                     found[match] = None
             if not matches:
                 raise UsageError(f"{text}: no files match this pattern")

@@ -8,6 +8,9 @@ One rule for every command that reads a level data set (`train-gan`, `train-clas
 - the masks are `--masks` when given (it must be a folder), else `ROOT/masks/`, else `ROOT_masks/`
   beside the root (`corrode synth` writes `levels_masks/`, `optimize-masks` writes `OUT/masks/`),
   else none: the images are then taken as already masked, the car being their non-black pixels.
+
+A folder of clean cars given apart from the data set (`evaluate --sources SOURCES`) has its masks in
+`SOURCES_masks/` beside it, else in the data set's `<masks root>/none/` (`source_mask`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,20 @@ def resolve_level_data(data: Path, masks: Path | None = None) -> LevelData:
         if candidate.is_dir():
             return LevelData(root, candidate)
     return LevelData(root, None)
+
+
+def source_mask(path: Path, sources: Path, masks_root: Path | None) -> Path | None:
+    """A clean car's mask: `<sources>_masks/<stem>.*`, else `<masks root>/none/<stem>.*`, else None."""
+    from corrode.datasets import level_mask_path
+
+    folders = [Path(sources).with_name(Path(sources).name + "_masks")]
+    if masks_root is not None:
+        folders.append(Path(masks_root) / levels.CLEAN.name)
+    for folder in folders:
+        found = level_mask_path(Path(folder.name) / path.name, folder.parent) if folder.is_dir() else None
+        if found is not None:
+            return found
+    return None
 
 
 def load_masked(

@@ -204,14 +204,18 @@ def optimize_masks(
     from corrode.config import save_config
     from corrode.datasets import check_same_size
     from corrode.images import BLACK, read_image, read_mask
+    from corrode.leveldata import resolve_level_data
 
     data, out = Path(config.data), Path(config.out)
     if not data.is_dir():
         raise UsageError(f"{data}: no such folder")
+    # The one rule for level data (corrode.leveldata): DATA or DATA/levels/, and --masks checked there.
+    # Without --masks the segmenter makes the masks, whatever masks folder DATA may have.
+    found = resolve_level_data(data, config.masks)
+    _check_out(data, out)
+    data = found.root
     _check_out(data, out)
     items = find_inputs(data)
-    if config.masks is not None and not Path(config.masks).is_dir():
-        raise UsageError(f"{config.masks}: no such folder of masks")
     if model is None and config.masks is None:
         from corrode.segment import Segmenter
 
@@ -240,8 +244,8 @@ def optimize_masks(
                 claimed[masked_path] = item.path
                 image = read_image(item.path, background=BLACK)
                 mask = None
-                if config.masks is not None:
-                    mask_file = find_mask(item, Path(config.masks))
+                if found.masks_root is not None and config.masks is not None:
+                    mask_file = find_mask(item, found.masks_root)
                     mask = read_mask(mask_file)
                     check_same_size(image, mask, item.path, mask_file)
                 batch.append((item, image, mask))

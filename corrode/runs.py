@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -34,14 +35,27 @@ class MetricsLog:
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         if self.columns is None:
             self.columns = list(row)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        if new_file:
+            writer.writeheader()
+        writer.writerow({k: _format(v) for k, v in row.items()})
+        data = buffer.getvalue().encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerow({k: _format(v) for k, v in row.items()})
-            handle.flush()
-            os.fsync(handle.fileno())
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(descriptor).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+                os.fsync(descriptor)
+            except OSError:
+                # A full disk may have taken part of the row: cut the file back to its last whole row.
+                os.ftruncate(descriptor, size)
+                raise
+        finally:
+            os.close(descriptor)
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.exists():
@@ -72,33 +86,3 @@ def _format(value: object) -> object:
 
 def _csv_cell(value: str) -> str:
     return f'"{value}"' if ("," in value or '"' in value) else value
-
-
-def open_run(
-    run_dir: Path, *, resume: bool, model_config: dict, kind: str, required: Iterable[str] = ()
-) -> dict | None:
-    """The training state to resume from, or None for a fresh run.
-
-    A fresh run refuses a folder that already holds one; a resumed run must hold a state with the
-    `required` keys, made for the same `model_config`.
-    """
-    from corrode import checkpoint
-    from corrode.errors import ConfigError, UsageError
-
-    state_path = run_dir / STATE
-    if not resume:
-        if state_path.exists() or (run_dir / WEIGHTS).exists():
-            raise UsageError(
-                f"{run_dir}: already holds a run; pass --resume {run_dir} to continue it, or another --out"
-            )
-        return None
-    state = checkpoint.load_state(state_path)
-    missing = sorted(set(required) - set(state))
-    if missing:
-        raise checkpoint.CheckpointError(state_path, f"not a {kind} training state (no {', '.join(missing)})")
-    if state.get("model_config") != model_config:
-        raise ConfigError(
-            f"{run_dir}: the run was trained with model {state.get('model_config')}, "
-            f"not {model_config}; resume with the run's own model options"
-        )
-    return state

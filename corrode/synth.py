@@ -10,10 +10,12 @@ Layout written under `out`:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +23,15 @@ import numpy as np
 
 from corrode import levels
 from corrode.config import require, save_config
-from corrode.errors import UsageError
+from corrode.errors import FileError, UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
-from corrode.synthdata import RUST_BANDS, Scene, draw_car, draw_scene
+from corrode.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest  # noqa: F401 - also read as corrode.synth.*
+from corrode.synthdata import RUST_BANDS, RUST_STYLES, Scene, draw_car, draw_scene
 
 __all__ = [
+    "MANIFEST",
     "RUST_BANDS",
+    "RUST_STYLES",
     "Scene",
     "SynthConfig",
     "assign_labels",
@@ -36,22 +41,8 @@ __all__ = [
     "synth",
 ]
 
-MANIFEST = "manifest.csv"
 PREVIEW = "preview.png"
 CONFIG = "config.json"
-MANIFEST_COLUMNS = (
-    "file",
-    "mask",
-    "set",
-    "true_level",
-    "label",
-    "rust_fraction",
-    "car_id",
-    "body",
-    "colour",
-    "view",
-    "background",
-)
 # Everything `synth` writes; --overwrite removes exactly these, never anything else in OUT.
 OUTPUTS = ("carvana", "levels", "levels_masks", MANIFEST, PREVIEW, CONFIG)
 # Carvana photographs each car from 16 angles around it; ours are symmetric, so the default 8 views are
@@ -80,6 +71,8 @@ PREVIEW_PER_LEVEL = 8
 _LEVEL_STREAM, _CARVANA_STREAM, _NOISE_STREAM, _ORDER_STREAM = 1, 2, 3, 4
 # Below this many images a process pool costs more than it saves.
 _POOL_MINIMUM = 120
+# Images per task sent to a pool worker.
+_CHUNK = 8
 
 
 @dataclass(frozen=True)
@@ -97,6 +90,8 @@ class SynthConfig:
     seed: int = 0
     workers: int = 2
     overwrite: bool = False
+    # How the rust looks (corrode.synthdata.RUST_STYLES); where it is and how much is the same in both.
+    rust_style: str = "photo"
 
     def __post_init__(self) -> None:
         for name in (*levels.NAMES, "carvana_cars"):
@@ -111,6 +106,10 @@ class SynthConfig:
         )
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(
+            self.rust_style in RUST_STYLES,
+            f"rust_style must be one of {', '.join(RUST_STYLES)}, got {self.rust_style!r}",
+        )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -202,7 +201,18 @@ def _paths(job: _Job) -> tuple[str, str]:
     return f"levels/{job.label}/{job.stem}.png", f"levels_masks/{job.label}/{job.stem}.png"
 
 
-def _draw_and_write(job: _Job, out: Path, size: int) -> tuple[dict[str, str], np.ndarray | None]:
+class _WriteFailure(Exception):
+    """A write that failed (disk full, read-only, ...); plain args so that it crosses a process pool."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+_Result = tuple[int, dict[str, str], "np.ndarray | None"]
+
+
+def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result:
     from corrode.synthdata import STUDIO
 
     rng = np.random.default_rng(list(job.seed))
@@ -216,10 +226,24 @@ def _draw_and_write(job: _Job, out: Path, size: int) -> tuple[dict[str, str], np
         flip=job.flip,
         background=background,
         car_seed=job.car_seed,
+        rust_style=rust_style,
     )
     file, mask = _paths(job)
-    write_image(out / file, scene.image, quality=95)
-    write_mask(out / mask, scene.mask)
+    target = out / file
+    try:
+        write_image(target, scene.image, quality=95)
+        target = out / mask
+        write_mask(target, scene.mask)
+    except BaseException as exc:
+        # An image without its mask is half a pair: take it back (each write itself is atomic).
+        if target != out / file:
+            (out / file).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.ENOSPC:
+                reason = "no space left on device"
+            raise _WriteFailure(str(target), f"cannot write: {reason}") from exc
+        raise
     row = {
         "file": file,
         "mask": mask,
@@ -233,7 +257,7 @@ def _draw_and_write(job: _Job, out: Path, size: int) -> tuple[dict[str, str], np
         "view": scene.view,
         "background": scene.background_kind,
     }
-    return row, (scene.image if job.keep_image else None)
+    return job.index, row, (scene.image if job.keep_image else None)
 
 
 def _worker_init() -> None:
@@ -242,8 +266,24 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would only fight over the cores
 
 
-def _run_job(args: tuple[_Job, Path, int]) -> tuple[dict[str, str], np.ndarray | None]:
-    return _draw_and_write(*args)
+def _run_chunk(
+    args: tuple[list[_Job], Path, int, str],
+) -> tuple[list[_Result], _WriteFailure | None, bool]:
+    """Draw a chunk in a pool worker: (finished results, the write that failed, interrupted).
+
+    A failure or Ctrl-C stops the chunk but still returns what it finished, so the manifest can list
+    every file that was written.
+    """
+    jobs, out, size, rust_style = args
+    results: list[_Result] = []
+    for job in jobs:
+        try:
+            results.append(_draw_and_write(job, out, size, rust_style))
+        except _WriteFailure as failure:
+            return results, failure, False
+        except KeyboardInterrupt:
+            return results, None, True
+    return results, None, False
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -266,41 +306,111 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
 
     Large sets are drawn by a pool of `cfg.workers` processes (started with forkserver), so a script
     that calls this needs the usual `if __name__ == "__main__":` guard.
+
+    A write that fails (a full disk) raises FileError naming the file; Ctrl-C raises KeyboardInterrupt.
+    Either way every finished image and mask is kept, `manifest.csv` lists exactly those (if it can
+    still be written), and no partial or temporary file is left.
     """
     out = Path(cfg.out)
     _prepare(out, cfg.overwrite)
     jobs = _jobs(cfg)
-    rows: list[dict[str, str]] = []
-    kept: dict[int, np.ndarray] = {}
-    total = len(jobs)
-    arguments = [(job, out, cfg.size) for job in jobs]
-    results: Iterator[tuple[dict[str, str], np.ndarray | None]]
-    if cfg.workers <= 1 or total < _POOL_MINIMUM:
-        results = map(_run_job, arguments)
-        pool = None
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(
-            cfg.workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_worker_init
-        )
-        results = pool.map(_run_job, arguments, chunksize=8)
+    results: dict[int, _Result] = {}
+    failure: _WriteFailure | None = None
     try:
-        for done, (job, (row, image)) in enumerate(zip(jobs, results, strict=True), start=1):
-            rows.append(row)
-            if image is not None:
-                kept[job.index] = image
-            if progress is not None:
-                progress(done, total)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    _write_manifest(out / MANIFEST, rows)
-    save_config(cfg, out / CONFIG)
-    if kept:
-        _write_preview(out / PREVIEW, jobs, kept)
+        if cfg.workers <= 1 or len(jobs) < _POOL_MINIMUM:
+            failure = _run_serial(jobs, cfg, out, results, progress)
+        else:
+            failure = _run_pool(jobs, cfg, out, results, progress)
+    except KeyboardInterrupt:
+        _write_partial_manifest(out, results)
+        raise
+    if failure is not None:
+        _write_partial_manifest(out, results)
+        raise FileError(failure.path, failure.reason)
+    rows = [results[index][1] for index in sorted(results)]
+    kept = {index: image for index, _, image in results.values() if image is not None}
+    try:
+        _write_manifest(out / MANIFEST, rows)
+        save_config(cfg, out / CONFIG)
+        if kept:
+            _write_preview(out / PREVIEW, jobs, kept)
+    except OSError as exc:
+        raise FileError(out, f"cannot write the manifest, config or preview: {exc.strerror or exc}") from exc
     return out
+
+
+def _run_serial(
+    jobs: list[_Job],
+    cfg: SynthConfig,
+    out: Path,
+    results: dict[int, _Result],
+    progress: Callable[[int, int], None] | None,
+) -> _WriteFailure | None:
+    for job in jobs:
+        try:
+            result = _draw_and_write(job, out, cfg.size, cfg.rust_style)
+        except _WriteFailure as failure:
+            return failure
+        results[result[0]] = result
+        if progress is not None:
+            progress(len(results), len(jobs))
+    return None
+
+
+def _run_pool(
+    jobs: list[_Job],
+    cfg: SynthConfig,
+    out: Path,
+    results: dict[int, _Result],
+    progress: Callable[[int, int], None] | None,
+) -> _WriteFailure | None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    failure: _WriteFailure | None = None
+    pool = ProcessPoolExecutor(
+        cfg.workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_worker_init
+    )
+    chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
+    pending = {pool.submit(_run_chunk, (chunk, out, cfg.size, cfg.rust_style)) for chunk in chunks}
+
+    def collect(done: set) -> None:
+        nonlocal failure
+        for future in done:
+            if future.cancelled() or future.exception() is not None:
+                continue
+            finished, failed, _ = future.result()
+            for result in finished:
+                results[result[0]] = result
+            failure = failure or failed
+
+    try:
+        while pending and failure is None:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            collect(done)
+            if progress is not None:
+                progress(len(results), len(jobs))
+    except BaseException:
+        # Ctrl-C: let the chunks in flight finish (or stop) and keep what they wrote.
+        for future in pending:
+            future.cancel()
+        collect(wait(pending)[0])
+        pool.shutdown(cancel_futures=True)
+        raise
+    for future in pending:
+        future.cancel()
+    collect(wait(pending)[0])
+    pool.shutdown(cancel_futures=True)
+    return failure
+
+
+def _write_partial_manifest(out: Path, results: dict[int, _Result]) -> None:
+    """After a failure or Ctrl-C: a manifest of what was finished, if the disk still takes it."""
+    if not results:
+        return
+    # If the disk is full this fails too: the one error line is about the write that failed first.
+    with contextlib.suppress(OSError):
+        _write_manifest(out / MANIFEST, [results[index][1] for index in sorted(results)])
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
@@ -327,9 +437,3 @@ def _write_preview(path: Path, jobs: list[_Job], kept: dict[int, np.ndarray]) ->
         rows.append(carvana)
         labels.append("carvana")
     write_contact_sheet(path, rows, row_labels=labels)
-
-
-def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a synth `manifest.csv` as dicts keyed by MANIFEST_COLUMNS."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))

@@ -9,23 +9,22 @@ kind "gan", enough to rebuild them) and state.pt for an exact `--resume`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from corrode import levels as levels_module
-from corrode.config import require, save_config, to_dict
+from corrode.config import require, to_dict
 from corrode.errors import ConfigError, FileError, UsageError
 from corrode.runs import CONFIG, METRICS, STATE, WEIGHTS
+from corrode.training import Reporter, Run, as_reporter, open_run
+
+if TYPE_CHECKING:
+    import torch
 
 Progress = Callable[[int, int, dict[str, float]], None]
 
@@ -53,7 +52,8 @@ class TrainGanConfig:
     when on, samples and model.safetensors use the averaged generators, which flicker less from
     step to step than the trained ones (Yazici et al., ICLR 2019).
     `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
-    the last `decay_epochs` epochs. `diffaugment`: comma-separated subset of color,translation,cutout.
+    the last `decay_epochs` epochs (None: half of `epochs`, the paper's 100 of 200).
+    `diffaugment`: comma-separated subset of color,translation,cutout.
     `attention_tv` / `attention_sparsity` (attention generators): weights of the total variation and
     of the mean of the rust painters' attention maps, so rust comes in patches and the paint elsewhere
     is left alone. `discriminator_norm`: none or spectral. `r1_weight`: gamma of an R1 penalty on
@@ -68,7 +68,7 @@ class TrainGanConfig:
     image_size: int = 256
     batch_size: int = 1
     epochs: int = 200
-    decay_epochs: int = 100
+    decay_epochs: int | None = None
     learning_rate: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -96,7 +96,8 @@ class TrainGanConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    resume: bool = False
+    threads: int = 0
+    tensorboard: bool = False
     attention_tv: float = 0.0
     attention_sparsity: float = 0.0
     discriminator_norm: str = "none"
@@ -104,8 +105,8 @@ class TrainGanConfig:
     nce_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        from corrode.diffaugment import parse_policy
-        from corrode.losses import GAN_LOSSES, SCHEDULES
+        from corrode.gan.diffaugment import parse_policy
+        from corrode.gan.losses import GAN_LOSSES, SCHEDULES
         from corrode.models.cyclegan import DISCRIMINATOR_NORMS, DISCRIMINATORS, GENERATORS, UPSAMPLES
 
         require(
@@ -116,7 +117,7 @@ class TrainGanConfig:
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(
-            0 <= self.decay_epochs <= self.epochs,
+            self.decay_epochs is None or 0 <= self.decay_epochs <= self.epochs,
             f"decay_epochs must be between 0 and epochs ({self.epochs}), got {self.decay_epochs}",
         )
         require(self.learning_rate > 0, "learning_rate must be > 0")
@@ -165,6 +166,9 @@ class TrainGanConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
+    def decay_epochs_or_half(self) -> int:
+        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
+
     def model_config(self):  # -> CycleGanConfig
         from corrode.models.cyclegan import CycleGanConfig
 
@@ -203,22 +207,6 @@ def with_preset(config: TrainGanConfig, name: str) -> TrainGanConfig:
     return replace(config, **PRESETS[name])
 
 
-# Options that may change between a run and its resumption; everything else must match.
-_RESUMABLE = {
-    "epochs",
-    "decay_epochs",
-    "device",
-    "precision",
-    "compile",
-    "resume",
-    "checkpoint_every",
-    "data",
-    "masks",
-    "out",
-    "samples",
-}
-
-
 # ---------------------------------------------------------------------------------------------- data
 
 
@@ -230,12 +218,16 @@ class DomainSampler:
     """
 
     def __init__(self, size: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        import torch
+
         self.size, self.batch, self.rank, self.world = size, batch, rank, world
         self.generator = torch.Generator().manual_seed(seed)
         self.order: list[int] = []
         self.position = 0
 
     def next(self) -> list[int]:
+        import torch
+
         wanted = self.batch * self.world
         chosen: list[int] = []
         while len(chosen) < wanted:
@@ -257,12 +249,16 @@ class DomainSampler:
 
 
 def load_levels(
-    data: Path, size: int, masks: Path | None = None
+    data: Path, size: int, masks: Path | None = None, on_skip: Callable[[FileError], None] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[Path]]]:
     """Every image of every level, masked and resized, as `(N, 3, S, S)` uint8 tensors per level.
 
-    Reading everything first names every unreadable image before any training time is spent.
+    Reading everything first names every unreadable image before any training time is spent: each
+    goes to `on_skip` and is left out (the trainers' policy), or, without `on_skip`, all of them are
+    listed in one DatasetError.
     """
+    import torch
+
     from corrode.datasets import DatasetError, ImageListDataset, find_levels
     from corrode.leveldata import resolve_level_data
 
@@ -280,7 +276,10 @@ def load_levels(
             try:
                 images.append((dataset[index] * 255).round().to(torch.uint8))
             except FileError as exc:
-                problems.append(str(exc))
+                if on_skip is None:
+                    problems.append(str(exc))
+                else:
+                    on_skip(exc)
         if images:
             tensors[level] = torch.stack(images)
     if problems:
@@ -298,8 +297,10 @@ def load_levels(
 def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], Any], None]:
     """An `AveragedModel` update whose decay ramps up as `min(decay, (1 + n) / (10 + n))` after n
     updates, so the average follows the last ~10 % of a short run instead of its first weights."""
+    import torch
 
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: Any) -> None:
+
         n = float(updates)
         torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
 
@@ -318,9 +319,11 @@ class GanTrainer:
     """The model, its optimizers, pools and samplers, and one training step. Owns no files."""
 
     def __init__(self, config: TrainGanConfig, images: dict[str, torch.Tensor], context) -> None:
+        import torch
+
         from corrode.device import grad_scaler, prepare, resolve_precision
-        from corrode.diffaugment import parse_policy
-        from corrode.image_pool import ImagePool
+        from corrode.gan.diffaugment import parse_policy
+        from corrode.gan.image_pool import ImagePool
         from corrode.models.cyclegan import MultiDomainCycleGAN
 
         self.config = config
@@ -383,13 +386,13 @@ class GanTrainer:
 
     # --- schedule
     def learning_rate(self, step: int) -> float:
-        from corrode.losses import learning_rate_factor
+        from corrode.gan.losses import learning_rate_factor
 
-        decay = self.steps_per_epoch * self.config.decay_epochs
+        decay = self.steps_per_epoch * self.config.decay_epochs_or_half()
         return self.config.learning_rate * learning_rate_factor(step, self.total_steps, decay)
 
     def cycle_weight(self, step: int) -> float:
-        from corrode.losses import cycle_weight
+        from corrode.gan.losses import cycle_weight
 
         c = self.config
         return cycle_weight(
@@ -398,6 +401,8 @@ class GanTrainer:
 
     # --- data
     def _batch(self, level: str) -> torch.Tensor:
+        import torch
+
         from corrode.device import to_device
 
         indices = self.samplers[level].next()
@@ -408,7 +413,7 @@ class GanTrainer:
         return to_device(batch, self.device)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
-        from corrode.diffaugment import diff_augment
+        from corrode.gan.diffaugment import diff_augment
 
         return diff_augment(images, self.policy) if self.policy else images
 
@@ -419,7 +424,9 @@ class GanTrainer:
 
     # --- the step
     def train_step(self) -> dict[str, float]:
-        from corrode.losses import (
+        import torch
+
+        from corrode.gan.losses import (
             adversarial_loss,
             cycle_loss,
             identity_loss,
@@ -548,15 +555,16 @@ class GanTrainer:
         return self.generators if self.averaged is None else self.averaged.module
 
     # --- samples
-    @torch.no_grad()
     def sample_rows(self, clean_images: torch.Tensor) -> list[list[Any]]:
         """Per clean image: input, its translation to each level, and each cycle back (uint8 HWC)."""
+        import torch
+
         from corrode.images import to_array
 
         generators = self.exported
         a = clean_images.to(self.device).float() / 127.5 - 1.0
         rows: list[list[Any]] = [[to_array((image + 1) / 2)] for image in a.cpu()]
-        with self._autocast():
+        with torch.no_grad(), self._autocast():
             fakes = {level: generators.translate(a, self.clean, level).float() for level in self.rusty}
             cycles = {
                 level: generators.translate(fakes[level], level, self.clean).float() for level in self.rusty
@@ -575,17 +583,9 @@ class GanTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs; call on every rank (gathers per-rank pools and RNG)."""
-        rank_state = self._rank_state()
-        ranks = [rank_state]
-        if self.context.enabled:
-            import torch.distributed as dist
+        from corrode.distributed import gather_to_main
 
-            # Tensors go through torch.save bytes: gather_object's own pickling of storages is not reliable.
-            buffer = io.BytesIO()
-            torch.save(rank_state, buffer)
-            gathered: list[Any] | None = [None] * self.context.world_size if self.context.is_main else None
-            dist.gather_object(buffer.getvalue(), gathered, dst=0)
-            ranks = [torch.load(io.BytesIO(blob), weights_only=True) for blob in gathered or []]
+        ranks = gather_to_main(self._rank_state(), self.context)
         return {
             "step": self.step,
             "generators": self.generators.state_dict(),
@@ -698,126 +698,95 @@ def write_loss_figures(out: Path, levels: tuple[str, ...], smooth: int = 25) -> 
     return figures
 
 
-@contextlib.contextmanager
-def _interrupt_flag() -> Iterator[dict[str, bool]]:
-    """SIGINT sets a flag the loop checks between steps, so a checkpoint is never taken mid-step."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
+def train_gan(
+    config: TrainGanConfig,
+    progress: Reporter | Callable[[int, int, dict[str, float]], None] | None = None,
+    *,
+    resume: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Train a run, or resume the run folder `resume`; returns the run folder.
 
-    def handler(signum, frame) -> None:
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _check_resumable(config: TrainGanConfig, out: Path) -> None:
-    saved_path = out / CONFIG
-    if not saved_path.exists():
-        raise UsageError(f"{out}: cannot resume, no {CONFIG} (is this a train-gan run folder?)")
-    import json
-
-    # Options added after the run was made are absent from its config.json: they had their defaults.
-    defaults = to_dict(TrainGanConfig(data=config.data))
-    saved = {**defaults, **json.loads(saved_path.read_text(encoding="utf-8"))}
-    current = to_dict(config)
-    changed = sorted(k for k in current if k not in _RESUMABLE and saved.get(k) != current[k])
-    if changed:
-        raise ConfigError(f"{out}: cannot resume with changed option(s) {', '.join(changed)}")
-
-
-def train_gan(config: TrainGanConfig, progress: Progress | None = None) -> Path:
-    """Train (or resume) a run; returns the run folder. Raises KeyboardInterrupt after checkpointing."""
+    `progress` is a Reporter, or a callable `(step, total, losses)` called after every step. SIGINT /
+    SIGTERM (or a KeyboardInterrupt raised by that callable) stop after the current step with a
+    checkpoint that `resume` continues from exactly, raising `Interrupted`.
+    """
     from corrode import distributed
-    from corrode.checkpoint import load_state, save_model, save_state
-    from corrode.grids import write_contact_sheet
-    from corrode.runs import MetricsLog
 
-    out = Path(config.out)
-    data = Path(config.data)
-    if config.resume:
-        _check_resumable(config, out)
-    elif (out / STATE).exists() or (out / METRICS).exists():
-        raise UsageError(
-            f"{out}: already holds a training run; resume it with --resume or pick another --out"
+    reporter = as_reporter(progress, log)
+    with distributed.session(config.device) as context:
+        run = open_run(config, kind="train-gan", context=context, reporter=reporter, resume=resume)
+        with run:
+            return _GanRun(run).fit()
+
+
+class _GanRun:
+    """The run-folder side of GAN training: checkpoints, sample grids, figures, the step loop."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.config = run, run.config
+        images, _ = load_levels(
+            Path(self.config.data), self.config.image_size, self.config.masks, run.reporter.skip
         )
+        self.trainer = GanTrainer(self.config, images, run.context)
+        if run.state is not None:
+            self.trainer.load_state_dict(run.state, run.dir / STATE)
+            if run.is_main:
+                run.metrics.truncate_after("step", self.trainer.step)
+        self.sample_images = images[self.trainer.clean][: self.config.samples]
 
-    context = distributed.setup(config.device)
-    try:
-        images, _ = load_levels(data, config.image_size, config.masks)
-        trainer = GanTrainer(config, images, context)
-        if config.resume and (out / STATE).exists():
-            trainer.load_state_dict(load_state(out / STATE), out / STATE)
-        main = context.is_main
-        log = MetricsLog(out / METRICS)
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(replace(config, resume=False), out / CONFIG)
-            if config.resume:
-                log.truncate_after("step", trainer.step)
-        sample_images = images[trainer.clean][: config.samples]
+    def checkpoint(self) -> None:
+        """Weights, then state (the metrics rows are already logged, one per step)."""
+        trainer, run = self.trainer, self.run
+        state = trainer.state_dict()  # every rank takes part (gathers per-rank pools and RNG)
+        run.save_weights(run.dir / WEIGHTS, trainer.exported, kind="gan", config=gan_model_metadata(trainer))
+        run.save_state(state)
 
-        def checkpoint() -> None:
-            state = trainer.state_dict()  # every rank takes part (gathers per-rank pools and RNG)
-            if main:
-                save_state(out / STATE, state)
-                save_model(out / WEIGHTS, trainer.exported, kind="gan", config=gan_model_metadata(trainer))
+    def end_of_epoch(self, epoch: int) -> None:
+        from corrode.grids import contact_sheet
+        from corrode.images import write_image
 
-        def end_of_epoch(epoch: int) -> None:
-            if main and len(sample_images):
-                labels = [
-                    f"{trainer.clean} (input)",
-                    *trainer.rusty,
-                    *[f"via {lv}" for lv in trainer.rusty],
-                ]
-                write_contact_sheet(
-                    out / SAMPLES_DIR / f"epoch_{epoch:03d}.png",
-                    trainer.sample_rows(sample_images),
-                    column_labels=labels,
-                    cell=max(config.image_size, 112),
-                )
-            if main:
-                write_loss_figures(out, trainer.levels)
-            checkpoint()
+        trainer, run = self.trainer, self.run
+        if run.is_main and len(self.sample_images):
+            labels = [f"{trainer.clean} (input)", *trainer.rusty, *[f"via {lv}" for lv in trainer.rusty]]
+            sheet = contact_sheet(
+                trainer.sample_rows(self.sample_images),
+                column_labels=labels,
+                cell=max(self.config.image_size, 112),
+            )
+            run.write(run.dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", lambda path: write_image(path, sheet))
+            if run.tensorboard is not None:
+                run.tensorboard.image("samples", sheet, trainer.step)
+        if run.is_main:
+            run.write(run.dir / FIGURE_FILES[0], lambda _: write_loss_figures(run.dir, trainer.levels))
+        self.checkpoint()
 
-        with _interrupt_flag() as flag:
-            whole = True  # False while a step is half done: a checkpoint then would be inconsistent
+    def fit(self) -> Path:
+        from corrode import distributed
+
+        trainer, run, config = self.trainer, self.run, self.config
+        started = time.perf_counter()
+        while trainer.step < trainer.total_steps:
+            values = trainer.train_step()
+            step, epoch = trainer.step, (trainer.step - 1) // trainer.steps_per_epoch + 1
+            run.log({"step": step, "epoch": epoch, **values, "seconds": time.perf_counter() - started}, step)
             try:
-                started = time.perf_counter()
-                while trainer.step < trainer.total_steps:
-                    whole = False
-                    values = trainer.train_step()
-                    whole = True
-                    step, epoch = trainer.step, (trainer.step - 1) // trainer.steps_per_epoch + 1
-                    if main:
-                        log.append(
-                            {"step": step, "epoch": epoch, **values, "seconds": time.perf_counter() - started}
-                        )
-                    if progress is not None:
-                        progress(step, trainer.total_steps, values)
-                    if step % trainer.steps_per_epoch == 0:
-                        end_of_epoch(epoch)
-                    elif config.checkpoint_every and step % config.checkpoint_every == 0:
-                        checkpoint()
-                    if flag["stop"]:
-                        raise KeyboardInterrupt
-            except KeyboardInterrupt:
-                # Between steps (flag, progress callback) the state is whole: keep it. A second Ctrl-C
-                # inside a step leaves the last checkpoint as it was.
-                if whole:
-                    checkpoint()
-                raise
-        distributed.barrier(context)
-        return out
-    finally:
-        distributed.teardown(context)
+                run.reporter.step(step, trainer.total_steps, values)
+            except KeyboardInterrupt:  # between steps the state is whole: stop as on SIGINT
+                run.signals.request(signal.SIGINT)
+            if step % trainer.steps_per_epoch == 0:
+                self.end_of_epoch(epoch)
+                checkpointed = True
+            else:
+                checkpointed = bool(config.checkpoint_every and step % config.checkpoint_every == 0)
+                if checkpointed:
+                    self.checkpoint()
+            if step < trainer.total_steps and run.should_stop():
+                if not checkpointed:
+                    self.checkpoint()
+                raise run.interrupted(f"after step {step}")
+        distributed.barrier(run.context)
+        return run.dir
 
 
 def load_run_config(run: Path) -> TrainGanConfig:

@@ -8,18 +8,17 @@ Under `torchrun --nproc-per-node N` it trains with DistributedDataParallel; only
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corrode import runs
 from corrode.config import require, to_dict
 from corrode.errors import ConfigError, FileError, UsageError
 from corrode.models.encoder_weights import load_encoder_weights
-from corrode.models.unet import SegmenterConfig
+from corrode.training import Reporter, Run, as_reporter, open_run, seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 
     from corrode.datasets import Pair
     from corrode.distributed import DistContext
+    from corrode.models.unet import SegmenterConfig
 
 CURVES = "curves.png"
 ENCODER_SOURCES = ("auto", "imagenet", "none")
@@ -64,7 +64,8 @@ class TrainSegConfig:
     decoder_channels: tuple[int, ...] = (512, 256, 128, 64)
     encoder_weights: str = "auto"
     augment: bool = True
-    resume: Path | None = None
+    threads: int = 0
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
@@ -74,9 +75,12 @@ class TrainSegConfig:
         require(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
         require(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+        require(self.threads >= 0, f"threads must be >= 0 (0: torch's default), got {self.threads}")
         self.model_config()  # validates width, decoder widths and size
 
     def model_config(self) -> SegmenterConfig:
+        from corrode.models.unet import SegmenterConfig
+
         return SegmenterConfig(
             width=self.width, decoder_channels=tuple(self.decoder_channels), size=self.size
         )
@@ -216,22 +220,9 @@ def write_curves(rows: list[dict[str, str]], out: Path) -> Path:
 # --- training ----------------------------------------------------------------------------------------
 
 
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    digest = hashlib.sha256(str(seed).encode()).digest()
-    value = int.from_bytes(digest[:4], "little")
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
-
-
-def _run_epoch(
+def _run_batches(
     model: nn.Module,
-    loader: Any,
+    batches: Any,
     *,
     train: bool,
     optimizer: torch.optim.Optimizer | None,
@@ -240,8 +231,8 @@ def _run_epoch(
     device: torch.device,
     dtype: torch.dtype | None,
     totals: torch.Tensor,
-    on_batch: Callable[[torch.Tensor], None],
-) -> torch.Tensor:
+) -> Iterator[torch.Tensor]:
+    """Run `batches` of (images, masks); yields the running totals after each batch."""
     import torch
     import torch.nn.functional as F
 
@@ -251,7 +242,7 @@ def _run_epoch(
     model.train(train)
     context = torch.enable_grad() if train else torch.inference_mode()
     with context:
-        for images, masks in loader:
+        for images, masks in batches:
             images, masks = to_device(images, device), to_device(masks, device)
             if augmentation is not None:
                 images, masks = augment_batch(images, masks, augmentation)
@@ -266,241 +257,264 @@ def _run_epoch(
                 scaler.step(optimizer)
                 scaler.update()
             totals = totals + batch_totals(logits, targets, loss)
-            on_batch(totals)
-    return totals
+            yield totals
 
 
 def train_seg(
     config: TrainSegConfig,
-    progress: Progress | None = None,
+    progress: Progress | Reporter | None = None,
     log: Callable[[str], None] | None = None,
+    *,
+    resume: Path | None = None,
 ) -> Path:
-    """Train (or resume) a segmentation run; returns the run folder.
+    """Train a segmentation run, or resume the run folder `resume`; returns the run folder.
 
-    `progress` is an optional Rich Progress (already started) for the batch loops; `log` receives the
-    notes and the per-epoch lines. Under torchrun only rank 0 writes files, logs and shows progress.
+    `progress` is a Reporter (or a started Rich Progress), `log` receives the notes and the per-epoch
+    lines. SIGINT / SIGTERM stop after the current batch with a state that `resume` continues from
+    (raising `Interrupted`). Under torchrun only rank 0 writes files, logs and shows progress.
     """
     from corrode import distributed
 
-    context = distributed.setup(config.device)
-    try:
-        return _train(
-            config, context, progress if context.is_main else None, log if context.is_main else None
-        )
-    finally:
-        distributed.teardown(context)
-
-
-def _train(
-    config: TrainSegConfig,
-    context: DistContext,
-    progress: Progress | None,
-    log: Callable[[str], None] | None,
-) -> Path:
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    from corrode import checkpoint, distributed, runs
-    from corrode.augmentation import PipelineConfig, build_pipeline
-    from corrode.config import save_config
-    from corrode.datasets import DatasetError, PairDataset, find_pairs
-    from corrode.device import grad_scaler, prepare, resolve_precision
-    from corrode.models.unet import CarSegmenter
-
-    say = log or (lambda line: None)
-    run_dir = Path(config.resume) if config.resume is not None else Path(config.out)
-    if config.resume is not None:
-        config = dataclasses.replace(config, out=run_dir)
     if config.data is None:
         raise ConfigError("no DATA folder given (a Carvana-layout or images/ + masks/ folder)")
-    model_config = config.model_config()
-
-    state = runs.open_run(
-        run_dir,
-        resume=config.resume is not None,
-        model_config=to_dict(model_config),
-        kind="train-seg",
-        required=STATE_KEYS,
-    )
-
-    pairs, bad = check_pairs(find_pairs(config.data))
-    for error in bad:
-        say(f"skipped {error}")
-    if not pairs:
-        raise DatasetError(f"{config.data}: no usable image + mask pairs")
-    train_indices, val_indices = split_indices([p.stem for p in pairs], config.val_fraction, config.seed)
-    dataset = PairDataset(pairs, config.size)
-    device = context.device
-    dtype = resolve_precision(config.precision, device)
-
-    _seed_everything(config.seed)
-    model = CarSegmenter(model_config)
-    if state is None:
-        say(load_encoder_weights(model, config.encoder_weights))
-    else:
-        checkpoint.load_weights(model, state["model"], run_dir / runs.STATE)
-    model = prepare(model, device)
-    network: nn.Module = model
-    if context.enabled:
-        network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+    reporter = as_reporter(progress, log)
+    with distributed.session(config.device) as context:
+        run = open_run(
+            config, kind="train-seg", context=context, reporter=reporter, resume=resume, required=STATE_KEYS
         )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
-    )
-    scaler = grad_scaler(device, dtype)
-    start_epoch, best_dice, best_epoch = 0, -1.0, 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_dice, best_epoch = (
+        with run:
+            try:
+                return _SegTraining(run).fit()
+            finally:
+                run.reporter.close()
+
+
+class _SegTraining:
+    """The segmenter's part of a run: build, one epoch, validate, its state."""
+
+    def __init__(self, run: Run) -> None:
+        import torch
+        from torch.utils.data import DataLoader, Subset
+
+        from corrode import checkpoint
+        from corrode.augmentation import PipelineConfig, build_pipeline
+        from corrode.datasets import DatasetError, PairDataset, find_pairs
+        from corrode.device import grad_scaler, prepare, resolve_precision
+        from corrode.distributed import wrap
+        from corrode.models.unet import CarSegmenter
+
+        self.run, self.config, self.context = run, run.config, run.context
+        config, state = self.config, run.state
+        self.model_config = config.model_config()
+        pairs, bad = check_pairs(find_pairs(config.data))
+        for error in bad:
+            run.reporter.skip(error)
+        if not pairs:
+            raise DatasetError(f"{config.data}: no usable image + mask pairs")
+        self.train_indices, self.val_indices = split_indices(
+            [p.stem for p in pairs], config.val_fraction, config.seed
+        )
+        self.dataset = PairDataset(pairs, config.size)
+        self.device = device = self.context.device
+        self.dtype = resolve_precision(config.precision, device)
+
+        seed_everything(config.seed)
+        model = CarSegmenter(self.model_config)
+        if state is None:
+            run.note(load_encoder_weights(model, config.encoder_weights))
+        else:
+            checkpoint.load_weights(model, state["model"], run.dir / runs.STATE)
+        self.model = prepare(model, device)
+        self.network = wrap(self.model, self.context)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
+        )
+        self.scaler = grad_scaler(device, self.dtype)
+        self.epoch, self.batch, self.best_dice, self.best_epoch = 0, 0, -1.0, 0
+        self.totals = torch.zeros(6, dtype=torch.float64, device=device)
+        self.rng: dict[str, Any] | None = None
+        if state is not None:
+            self.load_state_dict(state)
+        # Online augmentation from `corrode augment`'s random preset (flip, resized crop, affine, jitter).
+        self.augmentation = (
+            build_pipeline(PipelineConfig(size=config.size)).to(device) if config.augment else None
+        )
+        self._loader_types = (DataLoader, Subset)
+        run.note(
+            f"{len(pairs)} pairs: {len(self.train_indices)} train, {len(self.val_indices)} validation; "
+            f"{config.size} px on {device}"
+            + (f" x {self.context.world_size} processes" if self.context.enabled else "")
+        )
+
+    # --- state
+    def state_dict(self) -> dict[str, Any]:
+        from corrode import checkpoint
+        from corrode.distributed import gather_to_main
+
+        return {
+            "model": checkpoint.unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "totals": self.totals.cpu(),
+            "best_dice": self.best_dice,
+            "best_epoch": self.best_epoch,
+            "rng": checkpoint.rng_state(),
+            "ranks": gather_to_main({"rng": checkpoint.rng_state()}, self.context),
+            "model_config": to_dict(self.model_config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_dice, self.best_epoch = (
             int(state["epoch"]),
             float(state["best_dice"]),
             int(state["best_epoch"]),
         )
-        if start_epoch >= config.epochs:
+        self.batch = int(state.get("batch", 0))
+        if self.batch:
+            self.totals = state["totals"].to(self.device)
+            ranks = state.get("ranks") or [{"rng": state["rng"]}]
+            self.rng = ranks[self.context.rank % len(ranks)]["rng"]
+        if self.epoch >= self.config.epochs:
             raise UsageError(
-                f"{run_dir}: already trained {start_epoch} epochs; "
-                f"pass --epochs above {start_epoch} to train more"
+                f"{self.run.dir}: already trained {self.epoch} epochs; "
+                f"pass --epochs above {self.epoch} to train more"
             )
-        say(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
-    # Online augmentation from `corrode augment`'s random preset (flip, resized crop, affine, jitter).
-    augmentation = build_pipeline(PipelineConfig(size=config.size)).to(device) if config.augment else None
+        where = f"epoch {self.epoch}" + (f" and {self.batch} batches" if self.batch else "")
+        self.run.note(f"resuming {self.run.dir} after {where} of {self.config.epochs}")
 
-    metrics = runs.MetricsLog(run_dir / runs.METRICS) if context.is_main else None
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # `resume` is how this process started, not part of the run: a saved config starts fresh.
-        save_config(dataclasses.replace(config, resume=None), run_dir / runs.CONFIG)
-        assert metrics is not None
-        if state is not None:
-            metrics.truncate_after("epoch", start_epoch)
-    say(
-        f"{len(pairs)} pairs: {len(train_indices)} train, {len(val_indices)} validation; "
-        f"{config.size} px on {device}" + (f" x {context.world_size} processes" if context.enabled else "")
-    )
-
-    def save_state(epoch: int) -> None:
-        if context.is_main:
-            checkpoint.save_state(
-                run_dir / runs.STATE,
-                {
-                    "model": checkpoint.unwrap(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "best_dice": best_dice,
-                    "best_epoch": best_epoch,
-                    "rng": checkpoint.rng_state(),
-                    "model_config": to_dict(model_config),
-                },
-            )
-
-    def loader(indices: list[int], *, train: bool = False) -> DataLoader:
+    def _loader(self, indices: list[int], *, train: bool = False, skip: int = 0) -> Any:
+        DataLoader, Subset = self._loader_types
+        batch_size = self.config.batch_size
         return DataLoader(
-            Subset(dataset, indices),
-            batch_size=config.batch_size,
+            Subset(self.dataset, indices[skip * batch_size :]),
+            batch_size=batch_size,
             shuffle=False,
-            num_workers=config.workers,
-            pin_memory=device.type == "cuda",
+            num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda",
             # A last batch of one image would leave BatchNorm one value per channel at the deepest
             # level of small inputs; the shuffle drops a different image each epoch.
-            drop_last=train and len(indices) % config.batch_size == 1 and len(indices) > 1,
+            drop_last=train and len(indices) % batch_size == 1 and len(indices) > 1,
         )
 
-    if state is None:
-        # From here on state.pt always holds the last finished epoch (atomically replaced), so a Ctrl-C
-        # or even a kill at any moment leaves a run that --resume continues exactly.
-        save_state(0)
-    val_share = distributed.shard(val_indices, context)
-    train_task = progress.add_task("train", total=None) if progress is not None else None
-    val_task = progress.add_task("validate", total=None, visible=bool(val_indices)) if progress else None
-    zeros = torch.zeros(6, dtype=torch.float64, device=device)
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            started = time.perf_counter()
+    # --- one epoch
+    def train_epoch(self) -> dict[str, float]:
+        """The rest of epoch `self.epoch` (from batch `self.batch`); raises Interrupted on a signal."""
+        from corrode import checkpoint, distributed
+
+        config, run = self.config, self.run
+        if self.batch == 0:
             # Seeding per epoch (and rank) makes a resumed run draw the same augmentations as a straight one.
-            _seed_everything(config.seed * 1_000_003 + epoch * 1_009 + context.rank)
-            order = epoch_order(train_indices, config.seed, epoch, context)
-            train_loader = loader(order, train=True)
-            if progress is not None:
-                progress.reset(
-                    train_task, total=len(train_loader), description=f"epoch {epoch + 1}/{config.epochs}"
-                )
-            totals = _run_epoch(
-                network,
-                train_loader,
-                train=True,
-                optimizer=optimizer,
-                scaler=scaler,
-                augmentation=augmentation,
-                device=device,
-                dtype=dtype,
-                totals=zeros,
-                on_batch=lambda _: progress.advance(train_task) if progress is not None else None,
-            )
-            row: dict[str, object] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-            train_summary = summarize(distributed.all_reduce_mean(totals, context))
+            seed_everything(config.seed * 1_000_003 + self.epoch * 1_009 + self.context.rank)
+            self.totals = self.totals.zero_()
+        order = epoch_order(self.train_indices, config.seed, self.epoch, self.context)
+        loader = self._loader(order, train=True, skip=self.batch)
+        batches = iter(loader)
+        if self.rng is not None:  # mid-epoch resume: the RNGs as they were after the last batch done
+            checkpoint.set_rng_state(self.rng)
+            self.rng = None
+        title = f"epoch {self.epoch + 1}/{config.epochs}"
+        run.reporter.start("train", self.batch + len(loader), title)
+        run.reporter.advance("train", completed=self.batch, description=title)
+        steps = _run_batches(
+            self.network,
+            batches,
+            train=True,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            augmentation=self.augmentation,
+            device=self.device,
+            dtype=self.dtype,
+            totals=self.totals,
+        )
+        remaining = len(loader)
+        for totals in steps:
+            self.totals, self.batch, remaining = totals, self.batch + 1, remaining - 1
+            run.reporter.advance("train")
+            if remaining and run.should_stop():
+                state = self.state_dict()
+                run.save_state(state)
+                raise run.interrupted(f"in epoch {self.epoch + 1} after batch {self.batch}")
+        return summarize(distributed.all_reduce_mean(self.totals, self.context))
+
+    def validate(self) -> dict[str, float] | None:
+        import torch
+
+        from corrode import distributed
+
+        if not self.val_indices:
+            return None
+        loader = self._loader(distributed.shard(self.val_indices, self.context))
+        self.run.reporter.start("validate", len(loader), "validate")
+        totals = torch.zeros(6, dtype=torch.float64, device=self.device)
+        for running in _run_batches(
+            self.model,  # no gradients: the plain module, so ranks need not stay in step here
+            loader,
+            train=False,
+            optimizer=None,
+            scaler=None,
+            augmentation=None,
+            device=self.device,
+            dtype=self.dtype,
+            totals=totals,
+        ):
+            totals = running
+            self.run.reporter.advance("validate")
+        # Sums, not means: ranks may hold different numbers of validation images.
+        return summarize(distributed.all_reduce_mean(totals, self.context) * self.context.world_size)
+
+    # --- the loop
+    def fit(self) -> Path:
+        from corrode import distributed
+
+        config, run = self.config, self.run
+        if run.resumed:
+            if run.is_main:
+                run.metrics.truncate_after("epoch", self.epoch)
+        else:
+            # From here on state.pt always holds a whole step, so a kill at any moment leaves a run
+            # that --resume continues exactly.
+            run.save_state(self.state_dict())
+        while self.epoch < config.epochs:
+            started = time.perf_counter()
+            train_summary = self.train_epoch()
+            row: dict[str, object] = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update({f"train_{k}": v for k, v in train_summary.items()})
-            val_summary: dict[str, float] | None = None
-            if val_indices:
-                val_loader = loader(val_share)
-                if progress is not None:
-                    progress.reset(val_task, total=len(val_loader))
-                totals = _run_epoch(
-                    model,  # no gradients: the plain module, so ranks need not stay in step here
-                    val_loader,
-                    train=False,
-                    optimizer=None,
-                    scaler=None,
-                    augmentation=None,
-                    device=device,
-                    dtype=dtype,
-                    totals=zeros,
-                    on_batch=lambda _: progress.advance(val_task) if progress is not None else None,
-                )
-                # Sums, not means: ranks may hold different numbers of validation images.
-                totals = distributed.all_reduce_mean(totals, context) * context.world_size
-                val_summary = summarize(totals)
+            val_summary = self.validate()
+            if val_summary is not None:
                 row.update({f"val_{k}": v for k, v in val_summary.items()})
             watched = val_summary or train_summary
-            scheduler.step(watched["loss"])
-            improved = watched["dice"] > best_dice
+            self.scheduler.step(watched["loss"])
+            improved = watched["dice"] > self.best_dice
             if improved:
-                best_dice, best_epoch = watched["dice"], epoch + 1
+                self.best_dice, self.best_epoch = watched["dice"], self.epoch + 1
             row["seconds"] = round(time.perf_counter() - started, 2)
-            if context.is_main:
-                assert metrics is not None
-                checkpoint.save_model(run_dir / runs.WEIGHTS, model, kind="seg", config=to_dict(model_config))
-                if improved:
-                    checkpoint.save_model(
-                        run_dir / runs.BEST_WEIGHTS, model, kind="seg", config=to_dict(model_config)
-                    )
-                # The state goes last: a kill before it leaves a row that resume truncates and redoes.
-                metrics.append(row)
-                write_curves(metrics.rows(), run_dir / CURVES)
-                save_state(epoch + 1)
-            say(_epoch_line(epoch + 1, config.epochs, train_summary, val_summary, row))
-    except KeyboardInterrupt:
-        # Nothing to write: the state of the last finished epoch is on disk, and a half-trained epoch
-        # saved as if finished would make the resumed run differ from a straight one.
-        say(
-            f"interrupted in epoch {epoch + 1}: "
-            f"`corrode train-seg --resume {run_dir}` continues after epoch {epoch}"
+            self.epoch, self.batch = self.epoch + 1, 0
+            self._save(row, improved)
+            run.note(_epoch_line(self.epoch, config.epochs, train_summary, val_summary, row))
+            if self.epoch < config.epochs and run.should_stop():
+                raise run.interrupted(f"after epoch {self.epoch}")
+        distributed.barrier(self.context)
+        run.note(
+            f"best {'validation' if self.val_indices else 'train'} Dice {self.best_dice:.4f} "
+            f"at epoch {self.best_epoch}; run in {run.dir}"
         )
-        raise
-    finally:
-        if progress is not None:
-            progress.remove_task(train_task)
-            progress.remove_task(val_task)
-    distributed.barrier(context)
-    say(
-        f"best {'validation' if val_indices else 'train'} Dice {best_dice:.4f} "
-        f"at epoch {best_epoch}; run in {run_dir}"
-    )
-    return run_dir
+        return run.dir
+
+    def _save(self, row: dict[str, object], improved: bool) -> None:
+        """Weights, then the metrics row (and curves), then the state."""
+        run, saved_config = self.run, to_dict(self.model_config)
+        state = self.state_dict()  # every rank takes part (gathers per-rank RNG)
+        run.save_weights(run.dir / runs.WEIGHTS, self.model, kind="seg", config=saved_config)
+        if improved:
+            run.save_weights(run.dir / runs.BEST_WEIGHTS, self.model, kind="seg", config=saved_config)
+        run.log(row, self.epoch)
+        run.write(run.dir / CURVES, lambda path: write_curves(run.metrics.rows(), path))
+        run.save_state(state)
 
 
 def _epoch_line(

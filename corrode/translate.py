@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -17,6 +18,15 @@ from corrode.checkpoint import CheckpointError
 from corrode.errors import UsageError
 
 KIND = "gan"
+
+
+class Translates(Protocol):
+    """What render and evaluate need from a translator (`Translator` fits; so do the ONNX engine and
+    tests' stand-ins). `image_size` is the size the model was trained at."""
+
+    image_size: int
+
+    def to_level(self, images: torch.Tensor, level: str) -> torch.Tensor: ...
 
 
 @dataclass

@@ -194,14 +194,14 @@ def test_resume_continues_after_the_last_epoch(trained, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     lines: list[str] = []
-    train_classifier(tiny_config(root, copy, epochs=3, resume=copy), log=lines.append)
+    train_classifier(tiny_config(root, copy, epochs=3), resume=copy, log=lines.append)
     epochs = [row.split(",")[0] for row in (copy / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2", "3"]
     assert any("resuming" in line for line in lines)
     with pytest.raises(UsageError):
-        train_classifier(tiny_config(root, copy, epochs=3, resume=copy))  # nothing left to do
+        train_classifier(tiny_config(root, copy, epochs=3), resume=copy)  # nothing left to do
     with pytest.raises(ConfigError):
-        train_classifier(tiny_config(root, copy, epochs=4, width=0.5, resume=copy))
+        train_classifier(tiny_config(root, copy, epochs=4, width=0.5), resume=copy)
     with pytest.raises(UsageError):
         train_classifier(tiny_config(root, copy))  # a run is there and --resume was not given
 

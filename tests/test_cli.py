@@ -55,3 +55,65 @@ def test_errors_become_one_line_and_exit_code() -> None:
 
 def test_unknown_command_is_usage_error() -> None:
     assert runner.invoke(app, ["no-such-command"]).exit_code == 2
+
+
+def test_global_flags_are_hoisted_from_after_the_subcommand() -> None:
+    from corrode.cli.app import hoist_global_flags
+
+    assert hoist_global_flags(["synth", "out", "-q"]) == ["-q", "synth", "out"]
+    assert hoist_global_flags(["--debug", "label", "serve", "x", "--quiet"]) == [
+        "--debug",
+        "--quiet",
+        "label",
+        "serve",
+        "x",
+    ]
+    # After `--` everything is the subcommand's, and a flag before the subcommand stays put.
+    assert hoist_global_flags(["render", "--", "-q"]) == ["render", "--", "-q"]
+    assert hoist_global_flags(["-q"]) == ["-q"]
+
+
+def test_quiet_after_the_subcommand_works_as_before_it(tmp_path) -> None:
+    from corrode.cli.app import settings
+
+    sizes = ["--none", "1", "--mild", "1", "--moderate", "1", "--severe", "1"]
+    sizes += ["--carvana-cars", "1", "--carvana-views", "1", "--size", "32", "--workers", "0"]
+    for where, args in (
+        ("before", ["-q", "synth", str(tmp_path / "a"), *sizes]),
+        ("after", ["synth", str(tmp_path / "b"), *sizes, "-q"]),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (where, result.output)
+        assert result.stderr == "", where
+        assert settings.quiet
+        settings.quiet = False
+    loud = runner.invoke(app, ["synth", str(tmp_path / "c"), *sizes])
+    assert loud.exit_code == 0 and "wrote 5 images" in loud.stderr
+
+
+def test_usage_errors_are_one_plain_line_off_a_terminal() -> None:
+    cases = {
+        ("synth",): "Error: Missing argument 'out'.",
+        ("synth", "x", "--no-such-option"): "Error: No such option: --no-such-option",
+        ("--bogus",): "Error: No such option: --bogus",
+        ("label", "serve"): "Error: Missing argument 'images'.",
+    }
+    for args, line in cases.items():
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 2, args
+        assert result.stderr.splitlines() == [line], (args, result.stderr)
+
+
+def test_usage_errors_keep_the_box_on_a_terminal(monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules["corrode.cli.app"], "stderr_is_terminal", lambda: True)
+    result = runner.invoke(app, ["synth"])
+    assert result.exit_code == 2
+    assert "╭" in result.stderr and "Missing argument" in result.stderr
+
+
+def test_usage_error_through_a_pipe_is_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "corrode", "synth", "--no-such-option"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["Error: No such option: --no-such-option"]

@@ -1,9 +1,9 @@
-"""corrode.diffaugment: shapes, gradients, black fill, policy parsing."""
+"""corrode.gan.diffaugment: shapes, gradients, black fill, policy parsing."""
 
 import pytest
 import torch
 
-from corrode.diffaugment import color, cutout, diff_augment, parse_policy, translation
+from corrode.gan.diffaugment import color, cutout, diff_augment, parse_policy, translation
 
 
 def test_policy_parsing() -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from corrode import levels
-from corrode.classify import Classifier
+from corrode.classification import Classifier
 from corrode.cli import app
 from corrode.evaluate import EvaluateConfig, evaluate, spread
 from corrode.models.classifier import ClassifierConfig, LevelClassifier

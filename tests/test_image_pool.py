@@ -1,8 +1,8 @@
-"""corrode.image_pool: the CycleGAN history of fakes, and its exact state round trip."""
+"""corrode.gan.image_pool: the CycleGAN history of fakes, and its exact state round trip."""
 
 import torch
 
-from corrode.image_pool import ImagePool
+from corrode.gan.image_pool import ImagePool
 
 
 def test_size_zero_passes_through() -> None:

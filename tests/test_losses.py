@@ -1,11 +1,11 @@
-"""corrode.losses: adversarial, cycle and identity losses on known tensors; lambda and lr schedules."""
+"""corrode.gan.losses: adversarial, cycle and identity losses on known tensors; lambda and lr schedules."""
 
 import math
 
 import pytest
 import torch
 
-from corrode.losses import adversarial_loss, cycle_loss, cycle_weight, identity_loss, learning_rate_factor
+from corrode.gan.losses import adversarial_loss, cycle_loss, cycle_weight, identity_loss, learning_rate_factor
 
 
 def test_lsgan_known_values() -> None:

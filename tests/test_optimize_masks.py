@@ -240,3 +240,13 @@ def test_usage_errors(tmp_path: Path) -> None:
         (tmp_path / "void").mkdir()
         find_inputs(tmp_path / "void")
     assert not (tmp_path / "o").exists()
+
+
+def test_synth_layout_and_masks_follow_the_level_data_rule(tmp_path: Path) -> None:
+    # A `corrode synth` folder keeps its level folders in DATA/levels/: found as train-gan finds them.
+    make_levels(tmp_path / "synth" / "levels", {"none": 1, "severe": 1})
+    result = optimize_masks(OptimizeMasksConfig(tmp_path / "synth", tmp_path / "out"), model=RedIsCar())
+    assert not result.failed and len(result.rows) == 2
+    assert (tmp_path / "out" / "severe" / "severe0.png").is_file()
+    with pytest.raises(UsageError, match=r"--masks .*nowhere: no such folder"):
+        optimize_masks(OptimizeMasksConfig(tmp_path / "synth", tmp_path / "o2", masks=tmp_path / "nowhere"))

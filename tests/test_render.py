@@ -375,7 +375,7 @@ def fake_loader(monkeypatch: pytest.MonkeyPatch) -> list[RenderConfig]:
         seen.append(cfg)
         return Models(TintTranslator(), EllipseSegmenter() if need_segmenter else None, ["a note"])
 
-    monkeypatch.setattr(render_module, "load_models", load)
+    monkeypatch.setattr(render_module.models, "load_models", load)
     return seen
 
 
@@ -514,7 +514,7 @@ def test_real_tiny_gan_renders_with_given_mask(tmp_path: Path) -> None:
 
 def test_onnx_engine_matches_torch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from corrode.onnx_engine import OnnxTranslator
+    from corrode.gan.onnx import OnnxTranslator
     from corrode.translate import Translator
 
     translator = Translator.load(tiny_gan(tmp_path / "gan.safetensors"), device="cpu", precision="fp32")

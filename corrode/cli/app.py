@@ -21,6 +21,11 @@ from typer.core import TyperGroup
 from corrode import __version__
 from corrode.errors import CorrodeError
 
+try:  # Typer 0.26 and later carry their own copy of Click, whose errors are not click's
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older Typer on the installed Click
+    from click.exceptions import ClickException
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Rich resolves sys.stderr / sys.stdout at write time, so CliRunner captures both.
@@ -42,12 +47,59 @@ def _debug_enabled() -> bool:
     return settings.debug or os.environ.get("CORRODE_DEBUG", "") not in ("", "0")
 
 
+# The root's own flags, also accepted anywhere after the subcommand (`corrode synth OUT -q`).
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "--debug"})
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move the global flags found after the subcommand name to before it, up to a `--`."""
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-")), None)
+    if command is None:
+        return args
+    head, tail = list(args[:command]), list(args[command:])
+    moved: list[str] = []
+    kept: list[str] = []
+    for index, arg in enumerate(tail):
+        if arg == "--":
+            kept.extend(tail[index:])
+            break
+        (moved if index > 0 and arg in GLOBAL_FLAGS else kept).append(arg)
+    return head + moved + kept
+
+
+def stderr_is_terminal() -> bool:
+    return console.is_terminal
+
+
+def _plain_usage_error(exc: ClickException) -> typer.Exit:
+    """Click's one `Error: ...` line for logs and pipes; on a terminal Typer draws its box instead."""
+    sys.stderr.write(f"Error: {exc.format_message()}\n")
+    sys.stderr.flush()
+    return typer.Exit(exc.exit_code)
+
+
 class CorrodeGroup(TyperGroup):
-    """Turns library errors into one line and an exit code; tracebacks only with --debug."""
+    """Turns library errors into one line and an exit code; tracebacks only with --debug.
+
+    Takes the global `--quiet`/`--debug` after the subcommand as well as before it, and prints a
+    usage error as one plain line when stderr is not a terminal.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, hoist_global_flags(args))
+        except ClickException as exc:
+            if stderr_is_terminal():
+                raise
+            raise _plain_usage_error(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ClickException as exc:
+            if stderr_is_terminal():
+                raise
+            raise _plain_usage_error(exc) from None
         except CorrodeError as exc:
             if _debug_enabled():
                 console.print_exception()

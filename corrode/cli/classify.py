@@ -8,118 +8,54 @@ from typing import Annotated
 
 import typer
 
-from corrode.cli.app import EXIT_FAILED, app, emit_json, fail_line, make_progress, note, run_config
+from corrode.cli.app import EXIT_FAILED, app, emit_json, fail_line, note
+from corrode.cli.training import Option, Trainer, register
+
+# Kept equal to corrode.train_classifier.BALANCES by a test.
+BALANCES = ("sampler", "weights", "none")
 
 
-@app.command("train-classifier")
-def train_classifier_command(
-    data: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Level folders none/ mild/ moderate/ severe/ (masks in DATA_masks/), or a synth folder.",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder. [default: runs/classifier]")
-    ] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume", help="Continue this run folder after its last epoch (its config is the base)."
-        ),
-    ] = None,
-    config_file: Annotated[
-        Path | None,
-        typer.Option("--config", help="Start from a config.json (options given here override it)."),
-    ] = None,
-    masks: Annotated[
-        Path | None,
-        typer.Option("--masks", help="Masks root <level>/<stem>.png. [default: DATA_masks if there]"),
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option("--size", help="Square input size, multiple of 32. [default: 128]")
-    ] = None,
-    width: Annotated[
-        float | None, typer.Option("--width", help="MobileNetV2 width multiplier. [default: 1.0]")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Total epochs. [default: 20]")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Images per step. [default: 32]")
-    ] = None,
-    learning_rate: Annotated[
-        float | None,
-        typer.Option("--lr", "--learning-rate", help="AdamW peak learning rate. [default: 0.001]"),
-    ] = None,
-    label_smoothing: Annotated[
-        float | None,
-        typer.Option("--label-smoothing", help="Smoothing of the ordinal targets. [default: 0.1]"),
-    ] = None,
-    balance: Annotated[
-        str | None,
-        typer.Option(
-            "--balance", help="sampler (levels drawn equally often), weights (loss weights) or none."
-        ),
-    ] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option("--val-fraction", help="Share of each level held out. [default: 0.2]")
-    ] = None,
-    encoder_weights: Annotated[
-        str | None,
-        typer.Option(
-            "--encoder-weights",
-            help="auto (ImageNet from torchvision's cache if there, else random), imagenet, none, or a file.",
-        ),
-    ] = None,
-    augment: Annotated[
-        bool | None, typer.Option("--augment/--no-augment", help="Random mirror, shift and zoom.")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Split, initialisation and sampling seed.")
-    ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps.")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = None,
-    json_summary: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-) -> None:
-    """Train the MobileNetV2 level classifier (ordinal head) on masked images in level folders.
-
-    Multi-GPU: torchrun --nproc-per-node N -m corrode train-classifier DATA --out runs/classifier
-    """
-    import os
-
+def _train_summary(run_dir: Path) -> dict:
     from corrode import runs
-    from corrode.errors import UsageError
-    from corrode.train_classifier import TrainClassifierConfig, train_classifier
 
-    given = {
-        "data": data,
-        "out": out,
-        "masks": masks,
-        "size": size,
-        "width": width,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "label_smoothing": label_smoothing,
-        "balance": balance,
-        "val_fraction": val_fraction,
-        "encoder_weights": encoder_weights,
-        "augment": augment,
-        "seed": seed,
-        "device": device,
-        "precision": precision,
-        "resume": resume,
-    }
-    config = run_config(TrainClassifierConfig, resume=resume, config_file=config_file, given=given)
-    if config.data is None:
-        raise UsageError("missing DATA: level folders none/ mild/ moderate/ severe/")
+    rows = runs.MetricsLog(run_dir / runs.METRICS).rows()
+    best = max(rows, key=lambda row: float(row.get("macro_f1") or 0), default={})
+    return {"epochs": len(rows), "best": best, "last": rows[-1] if rows else {}}
 
-    with make_progress(transient=True) as progress:
-        run_dir = train_classifier(config, progress=progress, log=note)
-    if json_summary and os.environ.get("RANK", "0") == "0":
-        rows = runs.MetricsLog(run_dir / runs.METRICS).rows()
-        best = max(rows, key=lambda row: float(row.get("macro_f1") or 0), default={})
-        emit_json({"run": str(run_dir), "epochs": len(rows), "best": best, "last": rows[-1] if rows else {}})
+
+register(
+    Trainer(
+        name="train-classifier",
+        config="corrode.train_classifier:TrainClassifierConfig",
+        train="corrode.train_classifier:train_classifier",
+        data_help="Level folders none/ mild/ moderate/ severe/ (masks in DATA_masks/), or a synth folder.",
+        doc="""Train the MobileNetV2 level classifier (ordinal head) on masked images in level folders.
+
+        Multi-GPU: torchrun --nproc-per-node N -m corrode train-classifier DATA --out runs/classifier
+        """,
+        options={
+            "masks": Option(("--masks",), "Masks root <level>/<stem>.png.", shown="DATA_masks if there"),
+            "size": Option(("--size",), "Square input size, multiple of 32."),
+            "width": Option(("--width",), "MobileNetV2 width multiplier."),
+            "epochs": Option(("--epochs",), "Total epochs."),
+            "batch_size": Option(("--batch-size",), "Images per step."),
+            "learning_rate": Option(("--lr", "--learning-rate"), "AdamW peak learning rate."),
+            "label_smoothing": Option(("--label-smoothing",), "Smoothing of the ordinal targets."),
+            "balance": Option(
+                ("--balance",),
+                "sampler (levels drawn equally often), weights (loss weights) or none.",
+                BALANCES,
+            ),
+            "val_fraction": Option(("--val-fraction",), "Share of each level held out."),
+            "encoder_weights": Option(
+                ("--encoder-weights",),
+                "auto (ImageNet from torchvision's cache if there, else random), imagenet, none, or a file.",
+            ),
+            "augment": Option(("--augment/--no-augment",), "Random mirror, shift and zoom."),
+        },
+        summary=_train_summary,
+    )
+)
 
 
 @app.command("classify")

@@ -31,6 +31,14 @@ def synth_command(
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same pixels.")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Drawing processes (0 or 1: no pool).")] = 2,
+    rust_style: Annotated[
+        str,
+        typer.Option(
+            "--rust-style",
+            help="photo: photo-scanned rust, chipped paint, blisters, run-off streaks; flat: the original "
+            "flat orange-brown look. Same rust pixels either way.",
+        ),
+    ] = "photo",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a previous synth set in OUT (other files are kept).")
     ] = False,
@@ -53,6 +61,7 @@ def synth_command(
         seed=seed,
         workers=workers,
         overwrite=overwrite,
+        rust_style=rust_style,
     )
     start = time.perf_counter()
     with make_progress() as progress:
@@ -72,6 +81,7 @@ def synth_command(
         "relabelled": moved,
         "size": size,
         "seed": seed,
+        "rust_style": rust_style,
         "seconds": round(seconds, 2),
         "images_per_second": round(len(rows) / seconds, 1) if seconds > 0 else None,
         "manifest": str(out / MANIFEST),

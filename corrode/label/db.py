@@ -79,6 +79,13 @@ class Change:
     previous: str | None
 
 
+def _stored_path(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):  # a link that loops: its folder resolved, its own name kept
+        return str(path.parent.resolve() / path.name)
+
+
 def check_annotator(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 64 or any(ord(c) < 32 for c in name):
@@ -175,7 +182,7 @@ class LabelDB:
         now = time.time()
         with self.write() as connection:
             for path, size, bad in entries:
-                resolved = str(Path(path).resolve())
+                resolved = _stored_path(Path(path))
                 width, height = size if size else (None, None)
                 connection.execute(
                     "INSERT INTO images (path, name, width, height, bad, added) VALUES (?, ?, ?, ?, ?, ?) "

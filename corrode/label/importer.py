@@ -7,7 +7,7 @@ from pathlib import Path
 
 from corrode import levels
 from corrode.errors import UsageError
-from corrode.images import ImageError, image_size, is_image_file
+from corrode.images import ImageError, checked_size, images_in
 from corrode.label.db import LabelDB, check_annotator
 
 
@@ -18,16 +18,15 @@ class ImportResult:
 
 
 def import_levels(db_path: str | Path, root: str | Path, annotator: str) -> ImportResult:
-    """Register every image under ROOT/<level>/ and label it with its folder's level."""
+    """Register every image under ROOT/<level>/ and label it with its folder's level.
+
+    Each image is decoded whole: labels imported here become training data, so a file cut short
+    is named now rather than by a trainer later."""
     root = Path(root)
     annotator = check_annotator(annotator)
     if not root.is_dir():
         raise UsageError(f"{root}: no such folder")
-    found = {
-        name: sorted(p for p in (root / name).rglob("*") if p.is_file() and is_image_file(p))
-        for name in levels.NAMES
-        if (root / name).is_dir()
-    }
+    found = {name: images_in(root / name, recursive=True) for name in levels.NAMES if (root / name).is_dir()}
     if not found:
         raise UsageError(f"{root}: no level folders ({', '.join(n + '/' for n in levels.NAMES)})")
     imported = dict.fromkeys(levels.NAMES, 0)
@@ -37,7 +36,7 @@ def import_levels(db_path: str | Path, root: str | Path, annotator: str) -> Impo
             entries = []
             for path in paths:
                 try:
-                    entries.append((path, image_size(path), None))
+                    entries.append((path, checked_size(path), None))
                 except ImageError as exc:
                     failed.append(str(exc))
             ids = db.add_images(entries)

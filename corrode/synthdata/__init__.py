@@ -3,7 +3,7 @@
 from corrode.synthdata.backgrounds import BACKGROUNDS, OUTDOOR, STUDIO
 from corrode.synthdata.bodies import BODY_TYPES
 from corrode.synthdata.rust import RUST_BANDS
-from corrode.synthdata.scene import COLOURS, VIEWS, Scene, draw_car, draw_scene
+from corrode.synthdata.scene import COLOURS, RUST_STYLES, VIEWS, Scene, draw_car, draw_scene
 
 __all__ = [
     "BACKGROUNDS",
@@ -11,6 +11,7 @@ __all__ = [
     "COLOURS",
     "OUTDOOR",
     "RUST_BANDS",
+    "RUST_STYLES",
     "STUDIO",
     "VIEWS",
     "Scene",

@@ -121,21 +121,38 @@ def grow_rust(
     return rust
 
 
+def rust_box(rust: np.ndarray, pad: int = 3) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the bounding box of the rust pixels, `pad` pixels wider, within the canvas."""
+    rows, cols = np.flatnonzero(rust.any(axis=1)), np.flatnonzero(rust.any(axis=0))
+    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, rust.shape[0])
+    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, rust.shape[1])
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+def rust_fields(
+    canvas: Canvas, rust: np.ndarray, rng: np.random.Generator
+) -> tuple[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The random fields both rust styles draw over the rust's box: fine and coarse noise, specks.
+
+    Both styles take exactly these draws from `rng`, so what is drawn after the rust (the background)
+    is the same whichever style paints it.
+    """
+    box = rust_box(rust)
+    shape = (box[1] - box[0], box[3] - box[2])
+    size = canvas.size
+    fine = fractal_noise(rng, shape, scale=max(size / 80, 2), octaves=3)
+    coarse = fractal_noise(rng, shape, scale=max(size / 12, 4), octaves=3)
+    specks = rng.random(shape, dtype=np.float32)
+    return box, (fine, coarse, specks)
+
+
 def paint_rust(canvas: Canvas, rust: np.ndarray, rng: np.random.Generator) -> None:
     """Colour the rust pixels in place: mottled orange-brown to dark brown, deep pits, bright flakes,
     and a rim of blistered paint around each patch."""
     if not rust.any():
         return
-    # Work inside the rust's bounding box (plus the blister rim) only.
-    rows, cols = np.flatnonzero(rust.any(axis=1)), np.flatnonzero(rust.any(axis=0))
-    y0, y1 = max(rows[0] - 3, 0), min(rows[-1] + 4, rust.shape[0])
-    x0, x1 = max(cols[0] - 3, 0), min(cols[-1] + 4, rust.shape[1])
+    (y0, y1, x0, x1), (fine, coarse, specks) = rust_fields(canvas, rust, rng)
     rust = rust[y0:y1, x0:x1]
-    shape = rust.shape
-    size = canvas.size
-    fine = fractal_noise(rng, shape, scale=max(size / 80, 2), octaves=3)
-    coarse = fractal_noise(rng, shape, scale=max(size / 12, 4), octaves=3)
-    specks = rng.random(shape, dtype=np.float32)
     t = np.clip(0.55 * fine + 0.6 * coarse - 0.1, 0, 1)[..., None]
     colour = DARK_RUST * (1 - t) + ORANGE_RUST * t
     deep = (coarse < 0.3) | (specks < 0.04)

@@ -12,6 +12,7 @@ from corrode.synthdata.backgrounds import BACKGROUNDS, OUTDOOR, STUDIO, cast_sha
 from corrode.synthdata.bodies import BODY_TYPES, make_body
 from corrode.synthdata.camera import Camera
 from corrode.synthdata.car import draw_car as paint_car
+from corrode.synthdata.photo_rust import paint_photo_rust
 from corrode.synthdata.raster import Canvas
 from corrode.synthdata.rust import grow_rust, paint_rust, target_fraction, weather_paint
 
@@ -49,6 +50,9 @@ COLOUR_WEIGHTS: dict[str, float] = {
     "maroon": 0.6,
     "teal": 0.5,
 }
+# How rust looks: `photo` uses photo-scanned rust textures with chipped paint, blisters and run-off
+# streaks; `flat` is the original flat orange-brown noise. Both paint exactly the same rust pixels.
+RUST_STYLES = ("photo", "flat")
 # View name -> (yaw range in degrees, framing). Negative yaw shows the rear.
 VIEWS: dict[str, tuple[tuple[float, float], str]] = {
     "side": ((-6.0, 6.0), "full"),
@@ -135,13 +139,17 @@ def draw_scene(
     background: str | None = None,
     flip: bool | None = None,
     car_seed: int | None = None,
+    rust_style: str = "photo",
 ) -> Scene:
     """Draw one photo. Anything left None is chosen with `rng`; the same rng state gives the same pixels.
 
     `car_seed` fixes the car itself (body type and proportions, colour, wheels) apart from the rest of the
-    scene, so several views of one car can be drawn.
+    scene, so several views of one car can be drawn. `rust_style` (one of RUST_STYLES) changes only how
+    the rust looks: the same rng state gives the same rust pixels, mask and background in either style.
     """
     level_name = levels.get(level).name
+    if rust_style not in RUST_STYLES:
+        raise ValueError(f"unknown rust style {rust_style!r}: use one of {', '.join(RUST_STYLES)}")
     identity = rng if car_seed is None else np.random.default_rng(car_seed)
     body = body or BODY_TYPES[int(identity.integers(len(BODY_TYPES)))]
     colour = colour or _pick(identity, COLOUR_WEIGHTS)
@@ -184,8 +192,12 @@ def draw_scene(
     fraction = target_fraction(rng, level_name)
     if fraction > 0:
         rust_big = grow_rust(canvas, geometry, level_name, fraction, rng, measure)
+        clean = canvas.colour.copy() if rust_style == "photo" else None
         weather_paint(canvas, level_name, rng)
-        paint_rust(canvas, rust_big, rng)
+        if clean is None:
+            paint_rust(canvas, rust_big, rng)
+        else:
+            paint_photo_rust(canvas, rust_big, rng, clean, paint, geometry.pixels_per_metre)
     colour_small = cv2.resize(canvas.colour, (size, size), interpolation=cv2.INTER_AREA)
 
     roof_y = camera.project(np.array([[0.0, height, 0.0]]))[0][1] / 2
@@ -215,7 +227,7 @@ def draw_car(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One car photo at `level`: (image (H, W, 3) uint8, mask (H, W) bool, measured rust fraction).
 
-    Options as for `draw_scene` (body, colour, view, yaw, background, flip, car_seed).
+    Options as for `draw_scene` (body, colour, view, yaw, background, flip, car_seed, rust_style).
     """
     scene = draw_scene(rng, size, level, **options)
     return scene.image, scene.mask, scene.rust_fraction

@@ -1,0 +1,1 @@
+"""GAN-only parts: losses, DiffAugment, the image pool, ONNX export."""
