@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import time
 from pathlib import Path
@@ -78,6 +79,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--eval-images", type=int, default=48, help="held-out clean cars translated")
     parser.add_argument("--real-images", type=int, default=48, help="held-out real cars per level (FID)")
     parser.add_argument("--grid-cars", type=int, default=8)
+    parser.add_argument(
+        "--held-out", type=Path, default=None, help="held-out cars (npz; default WORK/held_out_<size>px.npz)"
+    )
     parser.add_argument("--classifier-epochs", type=int, default=60)
     parser.add_argument("--classifier-width", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -118,27 +122,35 @@ class HeldOut:
     real_masks: dict[str, np.ndarray]
 
 
-def held_out_cars(size: int, count: int, real_count: int, seed: int) -> HeldOut:
+def held_out_cars(path: Path, size: int, count: int, real_count: int, seed: int) -> HeldOut:
+    """Drawn once and kept in `path` (npz), so every configuration of a study meets the same cars
+    even if the synth code changes between its runs."""
     import torch
 
     from corrode import levels
-    from corrode.synthdata.scene import draw_scene
-
-    # Far from synth's own seeds, so none of these cars is in the training set.
-    rng = np.random.default_rng(1_000_003 + seed)
-
-    def draw(level: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scenes = [draw_scene(rng, size, level) for _ in range(n)]
-        return np.stack([s.image for s in scenes]), np.stack([s.mask for s in scenes])
 
     def masked(photos: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(photos * masks[..., None]).permute(0, 3, 1, 2).float() / 255
 
-    photos, masks = draw("none", count)
-    real, real_masks = {}, {}
-    for level in levels.RUSTY_NAMES:
-        images, level_masks = draw(level, real_count)
-        real[level], real_masks[level] = masked(images, level_masks), level_masks
+    if not path.is_file():
+        from corrode.images import atomic_write_bytes
+        from corrode.synthdata.scene import draw_scene
+
+        # Far from synth's own seeds, so none of these cars is in the training set.
+        rng = np.random.default_rng(1_000_003 + seed)
+        drawn: dict[str, np.ndarray] = {}
+        for level, n in [("none", count)] + [(level, real_count) for level in levels.RUSTY_NAMES]:
+            scenes = [draw_scene(rng, size, level) for _ in range(n)]
+            drawn[f"photos_{level}"] = np.stack([s.image for s in scenes])
+            drawn[f"masks_{level}"] = np.stack([s.mask for s in scenes])
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **drawn)
+        atomic_write_bytes(path, buffer.getvalue())
+    with np.load(path) as stored:
+        drawn = {key: stored[key] for key in stored.files}
+    real = {lv: masked(drawn[f"photos_{lv}"], drawn[f"masks_{lv}"]) for lv in levels.RUSTY_NAMES}
+    real_masks = {lv: drawn[f"masks_{lv}"] for lv in levels.RUSTY_NAMES}
+    photos, masks = drawn["photos_none"], drawn["masks_none"]
     return HeldOut(photos, masks, masked(photos, masks), real, real_masks)
 
 
@@ -453,7 +465,8 @@ def main() -> None:
     )
     data = args.data or draw_data(args.work, args.size, args.seed)
     classifier = Classifier.load(args.classifier or judge(args.work, data, args), device=args.device)
-    held = held_out_cars(args.size, args.eval_images, args.real_images, args.seed)
+    held_path = args.held_out or args.work / f"held_out_{args.size}px.npz"
+    held = held_out_cars(held_path, args.size, args.eval_images, args.real_images, args.seed)
     measure = Measure(held, classifier)
     print(
         "judge on held-out real cars: "
