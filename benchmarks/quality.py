@@ -88,6 +88,14 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true", help="train again even where result.json exists")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: tabulate the configurations' result.json files, whatever their budget",
+    )
+    parser.add_argument(
+        "--at", type=float, default=None, help="with --report: only the evaluations up to this training time"
+    )
     return parser.parse_args()
 
 
@@ -420,7 +428,8 @@ def summary_row(result: dict[str, Any]) -> str:
     reached = goal_time(points)
     shifts = " ".join(f"{p['colour_shift']:.1f}" for p in points)
     return (
-        f"| {result['config']} | {last['step']} | {last['accuracy']:.2f} ({per_level('accuracy')}) "
+        f"| {result['config']} | {budget:.0f} s | {last['step']} "
+        f"| {last['accuracy']:.2f} ({per_level('accuracy')}) "
         f"| {shifts} | {max(late):.1f} "
         f"| {coverage} | {per_level('coherence')} | {outside} ({spill:.3f}) "
         f"| {per_level('fid', 1)} | {per_level('kid', 3)} ({samples[0]} vs {samples[1]}) "
@@ -477,6 +486,15 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         saved = args.work / name / "result.json"
+        if args.report:
+            if saved.is_file():
+                result = json.loads(saved.read_text())
+                if args.at is not None:
+                    result["points"] = [p for p in result["points"] if p["train_seconds"] <= args.at + 1e-6]
+                    result["budget"] = min(result["budget"], args.at)
+                if result["points"]:
+                    results[name] = result
+            continue
         if saved.is_file() and not args.fresh:
             result = json.loads(saved.read_text())
             if (result["clock"], result["budget"]) == (args.clock, args.budget):
@@ -484,18 +502,22 @@ def main() -> None:
                 continue
         results[name] = run_one(name, data, measure, args)
 
+    if not results:
+        print(f"no results in {args.work} for {', '.join(names)}")
+        return
     print()
     print(
         f"{args.clock} clock, {args.budget:.0f} s per configuration, {args.threads} thread(s); "
         f"accuracy by the judge in {args.classifier or args.work / 'judge'}"
     )
     print(
-        "| configuration | steps | accuracy (mild / moderate / severe) | colour shift at each evaluation "
+        "| configuration | budget | steps | accuracy (mild / moderate / severe) "
+        "| colour shift at each evaluation "
         f"| max shift from {SHIFT_FROM:.0%} of the budget | coverage (! = outside its band "
         "0.02-0.08 / 0.12-0.25 / 0.40-0.70) | rust coherence | pixels changed outside the car (raw spill) "
         f"| FID | KID (generated vs real cars) | t(accuracy >= {TARGET_ACCURACY}, shift <= {TARGET_SHIFT}) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for result in results.values():
         print(summary_row(result))
     if "paper" in results and "recommended" in results:
