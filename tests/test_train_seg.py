@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def test_resume_refuses_a_changed_batch_size_naming_both_values(pairs: Path, tmp
 
 
 def test_bad_pairs_are_skipped_with_one_line_each(pairs: Path, tmp_path: Path) -> None:
+    pairs = Path(shutil.copytree(pairs, tmp_path / "data"))  # the module's pairs stay good for other tests
     (pairs / "images" / "car00.png").write_bytes(b"not an image")
     cv2.imwrite(str(pairs / "masks" / "car01.png"), np.zeros((20, 20), np.uint8))
     lines: list[str] = []
