@@ -142,7 +142,7 @@ def held_out_cars(path: Path, size: int, count: int, real_count: int, seed: int)
 
     if not path.is_file():
         from corrode.images import atomic_write_bytes
-        from corrode.synthdata.scene import draw_scene
+        from corrode.synth.scene import draw_scene
 
         # Far from synth's own seeds, so none of these cars is in the training set.
         rng = np.random.default_rng(1_000_003 + seed)
@@ -219,7 +219,7 @@ class Measure:
         import torch
 
         from corrode import levels, metrics
-        from corrode.synthdata.rust import RUST_BANDS
+        from corrode.synth.rust import RUST_BANDS
 
         held = self.held
         source = _hwc(held.clean)
