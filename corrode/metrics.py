@@ -362,3 +362,20 @@ def kernel_distance(
     finally:
         torch.set_rng_state(state)
     return float(mean), float(std)
+
+
+def rust_coherence(rust: np.ndarray) -> float:
+    """Mean share of each rust pixel's 8 neighbours that are rust too: near 1 for solid patches,
+    near 0 for isolated speckle (an image border counts as no rust). NaN without rust pixels."""
+    rust = np.asarray(rust, dtype=bool)
+    if not rust.any():
+        return float("nan")
+    padded = np.pad(rust, 1).astype(np.int32)
+    height, width = rust.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    return float(neighbours[rust].mean() / 8.0)

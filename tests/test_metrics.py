@@ -205,3 +205,15 @@ def test_expected_calibration_error_bad_inputs():
         metrics.expected_calibration_error(np.ones((3, 4)) / 4, [0, 1])
     with pytest.raises(ValueError):
         metrics.expected_calibration_error(np.ones((2, 4)) / 4, [0, 1], bins=0)
+
+
+def test_rust_coherence_tells_patches_from_speckle() -> None:
+    from corrode.metrics import rust_coherence
+
+    patch = np.zeros((8, 8), bool)
+    patch[2:5, 2:5] = True  # a 3x3 patch: the centre has 8 rust neighbours, edges 5, corners 3
+    assert rust_coherence(patch) == pytest.approx((8 + 4 * 5 + 4 * 3) / 9 / 8)
+    speckle = np.zeros((8, 8), bool)
+    speckle[::3, ::3] = True  # isolated dots
+    assert rust_coherence(speckle) == 0.0
+    assert np.isnan(rust_coherence(np.zeros((4, 4), bool)))
