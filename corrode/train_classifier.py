@@ -16,6 +16,7 @@ Under `torchrun --nproc-per-node N` it trains with DistributedDataParallel; only
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -322,9 +323,15 @@ def evaluate_split(
     config: TrainClassifierConfig,
     device: torch.device,
     dtype: torch.dtype | None,
+    *,
+    calibrate: bool = False,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Loss, accuracy, macro-F1, MAE, calibration error (ECE) and per-level recall on `indices`; and the
-    confusion matrix."""
+    confusion matrix.
+
+    `calibrate` fits the softmax temperature on these images (`temperature`, saved with the weights)
+    and `ece` is then the calibrated error (`ece_uncalibrated` the raw one); otherwise T is 1.
+    """
     import torch
 
     from corrode import metrics
@@ -336,7 +343,8 @@ def evaluate_split(
     )
     targets = torch.from_numpy(data.labels[chosen])
     loss = float(level_loss(logits, targets, label_smoothing=config.label_smoothing))
-    probabilities = level_probabilities(logits).numpy()
+    temperature = metrics.fit_temperature(logits.numpy(), targets.numpy()) if calibrate else 1.0
+    probabilities = level_probabilities(logits / temperature).numpy()
     predicted = probabilities.argmax(axis=1)
     report = metrics.classification_report(targets.numpy(), predicted, levels.NAMES)
     row: dict[str, Any] = {
@@ -345,6 +353,10 @@ def evaluate_split(
         "macro_f1": report["macro_f1"],
         "mae_levels": report["mae_levels"],
         "ece": metrics.expected_calibration_error(probabilities, targets.numpy(), CALIBRATION_BINS),
+        "ece_uncalibrated": metrics.expected_calibration_error(
+            level_probabilities(logits).numpy(), targets.numpy(), CALIBRATION_BINS
+        ),
+        "temperature": temperature,
     }
     for name, value in report["recall"].items():  # type: ignore[union-attr]
         row[f"recall_{name}"] = float("nan") if value is None else value
@@ -565,7 +577,9 @@ class _ClassifierTraining:
         if not self.run.is_main:
             return {}, None
         measured_on = self.val_indices or self.train_indices
-        measured, matrix = evaluate_split(self.model, data, measured_on, config, self.device, self.dtype)
+        measured, matrix = evaluate_split(
+            self.model, data, measured_on, config, self.device, self.dtype, calibrate=bool(self.val_indices)
+        )
         if not self.val_indices:
             measured["val_loss"] = float("nan")
         return measured, matrix
@@ -615,7 +629,9 @@ class _ClassifierTraining:
 
     def _save(self, row: dict[str, Any], matrix: np.ndarray | None, improved: bool) -> None:
         """Weights, then the metrics row (and figures), then the state."""
-        run, saved_config = self.run, to_dict(self.model_config)
+        # The weights files carry the temperature fitted on this epoch's validation split.
+        calibrated = dataclasses.replace(self.model_config, temperature=float(row.get("temperature", 1.0)))
+        run, saved_config = self.run, to_dict(calibrated)
         state = self.state_dict()  # every rank takes part (gathers per-rank RNG)
         if not run.is_main:
             return
@@ -636,6 +652,6 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
     return (
         f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} "
         f"acc {row['accuracy']:.3f} macro-F1 {row['macro_f1']:.3f} MAE {row['mae_levels']:.3f} "
-        f"ECE {row['ece']:.3f} "
+        f"ECE {row['ece']:.3f} (T {row['temperature']:.2f}) "
         f"| recall {recall} | {row['seconds']} s"
     )

@@ -386,3 +386,31 @@ def test_training_logs_the_calibration_error(trained):
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert all(0.0 <= float(row["ece"]) <= 1.0 for row in rows)
     assert any("calibration error" in line for line in lines)
+
+
+def test_temperature_rescales_confidence_and_keeps_the_level():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
+    warm = LevelClassifier(ClassifierConfig(width=0.25, size=32, temperature=2.0)).eval()
+    warm.load_state_dict(plain.state_dict())
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(warm(images), plain(images) / 2.0)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(temperature=0.0)
+
+
+def test_training_saves_the_fitted_temperature(trained):
+    from corrode.checkpoint import read_model
+    from corrode.classification import Classifier
+
+    _, run, _ = trained
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    last = rows[-1]
+    assert float(last["temperature"]) > 0
+    assert 0.0 <= float(last["ece_uncalibrated"]) <= 1.0
+    config, _ = read_model(run / "model.safetensors", kind="classifier")
+    assert config["temperature"] == pytest.approx(float(last["temperature"]))
+    assert Classifier.load(run / "model.safetensors").model.config.temperature == pytest.approx(
+        float(last["temperature"])
+    )

@@ -40,12 +40,14 @@ class ClassifierConfig:
     size: int = 128
     num_levels: int = 4
     dropout: float = 0.2
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
         require(self.size >= 32 and self.size % 32 == 0, f"size must be a multiple of 32, got {self.size}")
         require(self.num_levels >= 2, f"num_levels must be at least 2, got {self.num_levels}")
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
 
 
 class LevelClassifier(nn.Module):
@@ -70,7 +72,8 @@ class LevelClassifier(nn.Module):
         return functional.adaptive_avg_pool2d(x, 1).flatten(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(images)))
+        logits = self.head(self.dropout(self.features(images)))
+        return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
 
 def level_probabilities(logits: torch.Tensor) -> torch.Tensor:
