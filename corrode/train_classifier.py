@@ -67,6 +67,7 @@ class TrainClassifierConfig:
     # Measured on `corrode synth` at 64 px, width 0.5, from scratch: batch 16 at 5e-3 without dropout or
     # smoothing reached 0.90 held-out accuracy in 18 epochs where batch 32 at 1e-3 was still near chance.
     dropout: float = 0.0
+    local_features: int = 0
     epochs: int = 18
     batch_size: int = 16
     learning_rate: float = 5e-3
@@ -107,7 +108,9 @@ class TrainClassifierConfig:
     def model_config(self) -> ClassifierConfig:
         from corrode.models.classifier import ClassifierConfig
 
-        return ClassifierConfig(width=self.width, size=self.size, dropout=self.dropout)
+        return ClassifierConfig(
+            width=self.width, size=self.size, dropout=self.dropout, local_features=self.local_features
+        )
 
 
 # --- data --------------------------------------------------------------------------------------------

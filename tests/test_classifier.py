@@ -414,3 +414,18 @@ def test_training_saves_the_fitted_temperature(trained):
     assert Classifier.load(run / "model.safetensors").model.config.temperature == pytest.approx(
         float(last["temperature"])
     )
+
+
+def test_local_features_join_the_pooled_features():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32))
+    local = LevelClassifier(ClassifierConfig(width=0.25, size=32, local_features=8)).eval()
+    assert local.num_features == plain.num_features + 2 * 8
+    images = torch.rand(2, 3, 32, 32)
+    assert local.features(images).shape == (2, local.num_features)
+    assert local(images).shape == (2, 4)
+    # Off, the network is MobileNetV2 alone: weights saved before the option existed still load.
+    assert not any(key.startswith("taps.") for key in plain.state_dict())
+    LevelClassifier(ClassifierConfig(width=0.25, size=32)).load_state_dict(plain.state_dict(), strict=True)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(local_features=-1)
