@@ -429,3 +429,51 @@ def test_local_features_join_the_pooled_features():
     LevelClassifier(ClassifierConfig(width=0.25, size=32)).load_state_dict(plain.state_dict(), strict=True)
     with pytest.raises(ConfigError):
         ClassifierConfig(local_features=-1)
+
+
+def test_moving_average_of_the_weights():
+    from corrode.train_classifier import update_average
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    average = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        average.weight.zero_()
+    update_average(average, model, decay=0.5, step=100)  # late: the decay itself
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.5))
+    update_average(average, model, decay=0.999, step=0)  # first step: 1/10 kept, the weights taken
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.95))
+
+
+def test_training_with_a_moving_average_saves_it(tmp_path):
+    from corrode.checkpoint import load_state, read_model
+
+    root = make_levels(tmp_path / "data")
+    run = train_classifier(tiny_config(root, tmp_path / "run", epochs=1, ema_decay=0.9))
+    state = load_state(run / "state.pt")
+    _, saved = read_model(run / "model.safetensors", kind="classifier")
+    key = "head.weight"
+    torch.testing.assert_close(saved[key], state["average"][key])
+    assert not torch.equal(state["average"][key], state["model"][key])
+
+
+def test_vertical_flips_only_turn_the_image():
+    from corrode.train_classifier import augment_batch
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 8, 8)
+    seen = set()
+    for _ in range(40):
+        moved = augment_batch(image, shift=0.0, zoom=0.0, vertical=True)
+        turns = {
+            turn: torch.allclose(moved, candidate, atol=1e-5)
+            for turn, candidate in {
+                "same": image,
+                "mirror": image.flip(3),
+                "upside": image.flip(2),
+                "both": image.flip(2).flip(3),
+            }.items()
+        }
+        assert sum(turns.values()) == 1
+        seen.update(turn for turn, hit in turns.items() if hit)
+    assert seen == {"same", "mirror", "upside", "both"}
