@@ -38,7 +38,37 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other TrainClassifierConfig field (repeatable): --set augment=false --set epochs=30",
+    )
+    parser.add_argument("--name", default=None, help="run folder name under --work (default run-SIZE-NOISE)")
     return parser.parse_args()
+
+
+def overrides_from(pairs: list[str]) -> dict[str, object]:
+    """`FIELD=VALUE` strings -> TrainClassifierConfig values, typed as the field's default is."""
+    import dataclasses
+
+    from corrode.train_classifier import TrainClassifierConfig
+
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainClassifierConfig)}
+    values: dict[str, object] = {}
+    for pair in pairs:
+        name, separator, text = (part.strip() for part in pair.partition("="))
+        if not separator or name not in defaults:
+            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE with a TrainClassifierConfig field")
+        kind = type(defaults[name])
+        if kind is bool:
+            values[name] = text.lower() in ("1", "true", "yes", "on")
+        elif kind in (int, float, str):
+            values[name] = kind(text)
+        else:
+            values[name] = Path(text)
+    return values
 
 
 def draw(out: Path, size: int, counts: dict[str, int], label_noise: float, seed: int) -> Path:
@@ -103,7 +133,8 @@ def main() -> None:
     overrides = {
         key: value for key, value in (("width", args.width), ("epochs", args.epochs)) if value is not None
     }
-    run = args.work / f"run-{tag}"
+    overrides.update(overrides_from(args.set))
+    run = args.work / (args.name or f"run-{tag}")
     config = TrainClassifierConfig(
         data=train_data, out=run, size=args.size, device="cpu", seed=args.seed, **overrides
     )

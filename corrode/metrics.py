@@ -133,6 +133,46 @@ def expected_calibration_error(probabilities: np.ndarray, true: Sequence[int], b
     return float(error)
 
 
+def fit_temperature(logits: np.ndarray, true: Sequence[int], low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature T in [`low`, `high`] that minimises the mean negative log-likelihood of
+    softmax(`logits` / T) for the `true` class indices (Guo et al. 2017's temperature scaling).
+
+    One parameter, so fitting it on a validation split hardly overfits; it rescales confidence and
+    leaves every argmax, so accuracy and recall do not move. The NLL is convex in 1 / T, so a golden-
+    section search over log T finds the minimum. 1.0 for N = 0.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    true_array = np.asarray(true, dtype=np.int64).ravel()
+    if logits.ndim != 2 or logits.shape[0] != true_array.size:
+        raise ValueError(f"expected ({true_array.size}, K) logits, got {logits.shape}")
+    if not 0 < low < high:
+        raise ValueError(f"expected 0 < low < high, got {low} and {high}")
+    if true_array.size == 0:
+        return 1.0
+    picked = logits[np.arange(true_array.size), true_array]
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        scaled = logits / np.exp(log_temperature)
+        peak = scaled.max(axis=1)
+        log_sum = peak + np.log(np.exp(scaled - peak[:, None]).sum(axis=1))
+        return float((log_sum - picked / np.exp(log_temperature)).mean())
+
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    left, right = np.log(low), np.log(high)
+    inner_left, inner_right = right - ratio * (right - left), left + ratio * (right - left)
+    value_left, value_right = negative_log_likelihood(inner_left), negative_log_likelihood(inner_right)
+    for _ in range(80):
+        if value_left <= value_right:
+            right, inner_right, value_right = inner_right, inner_left, value_left
+            inner_left = right - ratio * (right - left)
+            value_left = negative_log_likelihood(inner_left)
+        else:
+            left, inner_left, value_left = inner_left, inner_right, value_right
+            inner_right = left + ratio * (right - left)
+            value_right = negative_log_likelihood(inner_right)
+    return float(np.exp((left + right) / 2.0))
+
+
 def _json_float(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 

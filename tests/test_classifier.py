@@ -386,3 +386,94 @@ def test_training_logs_the_calibration_error(trained):
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert all(0.0 <= float(row["ece"]) <= 1.0 for row in rows)
     assert any("calibration error" in line for line in lines)
+
+
+def test_temperature_rescales_confidence_and_keeps_the_level():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
+    warm = LevelClassifier(ClassifierConfig(width=0.25, size=32, temperature=2.0)).eval()
+    warm.load_state_dict(plain.state_dict())
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(warm(images), plain(images) / 2.0)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(temperature=0.0)
+
+
+def test_training_saves_the_fitted_temperature(trained):
+    from corrode.checkpoint import read_model
+    from corrode.classification import Classifier
+
+    _, run, _ = trained
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    last = rows[-1]
+    assert float(last["temperature"]) > 0
+    assert 0.0 <= float(last["ece_uncalibrated"]) <= 1.0
+    config, _ = read_model(run / "model.safetensors", kind="classifier")
+    assert config["temperature"] == pytest.approx(float(last["temperature"]))
+    assert Classifier.load(run / "model.safetensors").model.config.temperature == pytest.approx(
+        float(last["temperature"])
+    )
+
+
+def test_local_features_join_the_pooled_features():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32))
+    local = LevelClassifier(ClassifierConfig(width=0.25, size=32, local_features=8)).eval()
+    assert local.num_features == plain.num_features + 2 * 8
+    images = torch.rand(2, 3, 32, 32)
+    assert local.features(images).shape == (2, local.num_features)
+    assert local(images).shape == (2, 4)
+    # Off, the network is MobileNetV2 alone: weights saved before the option existed still load.
+    assert not any(key.startswith("taps.") for key in plain.state_dict())
+    LevelClassifier(ClassifierConfig(width=0.25, size=32)).load_state_dict(plain.state_dict(), strict=True)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(local_features=-1)
+
+
+def test_moving_average_of_the_weights():
+    from corrode.train_classifier import update_average
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    average = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        average.weight.zero_()
+    update_average(average, model, decay=0.5, step=100)  # late: the decay itself
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.5))
+    update_average(average, model, decay=0.999, step=0)  # first step: 1/10 kept, the weights taken
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.95))
+
+
+def test_training_with_a_moving_average_saves_it(tmp_path):
+    from corrode.checkpoint import load_state, read_model
+
+    root = make_levels(tmp_path / "data")
+    run = train_classifier(tiny_config(root, tmp_path / "run", epochs=1, ema_decay=0.9))
+    state = load_state(run / "state.pt")
+    _, saved = read_model(run / "model.safetensors", kind="classifier")
+    key = "head.weight"
+    torch.testing.assert_close(saved[key], state["average"][key])
+    assert not torch.equal(state["average"][key], state["model"][key])
+
+
+def test_vertical_flips_only_turn_the_image():
+    from corrode.train_classifier import augment_batch
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 8, 8)
+    seen = set()
+    for _ in range(40):
+        moved = augment_batch(image, shift=0.0, zoom=0.0, vertical=True)
+        turns = {
+            turn: torch.allclose(moved, candidate, atol=1e-5)
+            for turn, candidate in {
+                "same": image,
+                "mirror": image.flip(3),
+                "upside": image.flip(2),
+                "both": image.flip(2).flip(3),
+            }.items()
+        }
+        assert sum(turns.values()) == 1
+        seen.update(turn for turn, hit in turns.items() if hit)
+    assert seen == {"same", "mirror", "upside", "both"}

@@ -217,3 +217,23 @@ def test_rust_coherence_tells_patches_from_speckle() -> None:
     speckle[::3, ::3] = True  # isolated dots
     assert rust_coherence(speckle) == 0.0
     assert np.isnan(rust_coherence(np.zeros((4, 4), bool)))
+
+
+def test_fit_temperature_recovers_the_scale_of_calibrated_logits():
+    from corrode.metrics import expected_calibration_error, fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3000, 4)) * 2
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    true = np.array([rng.choice(4, p=row) for row in probabilities])
+    # Logits drawn calibrated at T = 1, then made three times too confident: the fit undoes it.
+    assert fit_temperature(logits, true) == pytest.approx(1.0, abs=0.1)
+    temperature = fit_temperature(logits * 3, true)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    scaled = logits * 3 / temperature
+    calibrated = np.exp(scaled) / np.exp(scaled).sum(1, keepdims=True)
+    overconfident = np.exp(logits * 3) / np.exp(logits * 3).sum(1, keepdims=True)
+    assert expected_calibration_error(calibrated, true) < expected_calibration_error(overconfident, true)
+    assert fit_temperature(np.zeros((0, 4)), []) == 1.0
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((3, 4)), [0, 1])

@@ -26,6 +26,7 @@ from corrode.config import require
 # Inputs are [0, 1] RGB; MobileNetV2's ImageNet weights expect these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+LOCAL_TAPS = (3, 6)
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,16 @@ class ClassifierConfig:
     size: int = 128
     num_levels: int = 4
     dropout: float = 0.2
+    temperature: float = 1.0
+    local_features: int = 0
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
         require(self.size >= 32 and self.size % 32 == 0, f"size must be a multiple of 32, got {self.size}")
         require(self.num_levels >= 2, f"num_levels must be at least 2, got {self.num_levels}")
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
+        require(self.local_features >= 0, f"local_features must be >= 0, got {self.local_features}")
 
 
 class LevelClassifier(nn.Module):
@@ -59,6 +64,17 @@ class LevelClassifier(nn.Module):
         backbone = mobilenet_v2(weights=None, width_mult=self.config.width)
         self.encoder = backbone.features
         self.num_features = int(backbone.last_channel)
+        # Early stages tapped for local features: MobileNetV2's blocks 3 (stride 4) and 6 (stride 8).
+        self.taps = nn.ModuleDict()
+        if self.config.local_features:
+            for index in LOCAL_TAPS:
+                channels = int(self.encoder[index].out_channels)
+                self.taps[str(index)] = nn.Sequential(
+                    nn.Conv2d(channels, self.config.local_features, 1, bias=False),
+                    nn.BatchNorm2d(self.config.local_features),
+                    nn.ReLU(inplace=True),
+                )
+            self.num_features += len(LOCAL_TAPS) * self.config.local_features
         self.dropout = nn.Dropout(self.config.dropout)
         self.head = nn.Linear(self.num_features, self.config.num_levels)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -66,11 +82,19 @@ class LevelClassifier(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, num_features): the pooled penultimate layer."""
-        x = self.encoder((images - self.mean) / self.std)
-        return functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        x = (images - self.mean) / self.std
+        if not self.taps:
+            return functional.adaptive_avg_pool2d(self.encoder(x), 1).flatten(1)
+        pooled = []
+        for index, block in enumerate(self.encoder):
+            x = block(x)
+            if str(index) in self.taps:
+                pooled.append(functional.adaptive_avg_pool2d(self.taps[str(index)](x), 1).flatten(1))
+        return torch.cat([functional.adaptive_avg_pool2d(x, 1).flatten(1), *pooled], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(images)))
+        logits = self.head(self.dropout(self.features(images)))
+        return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
 
 def level_probabilities(logits: torch.Tensor) -> torch.Tensor:
