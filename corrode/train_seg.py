@@ -30,9 +30,7 @@ if TYPE_CHECKING:
     from corrode.models.unet import SegmenterConfig
 
 CURVES = "curves.png"
-ENCODER_SOURCES = ("auto", "imagenet", "none")
-# Columns of metrics.csv, in order.
-SPLITS = ("train", "val")
+# What metrics.csv holds per split (train_*, val_*).
 MEASURES = ("loss", "accuracy", "dice", "iou")
 STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_dice", "best_epoch", "rng", "model_config")
 
