@@ -704,6 +704,10 @@ class _GanRun:
         from corrode import distributed
 
         trainer, run, config = self.trainer, self.run, self.config
+        if not run.resumed:
+            # From here on state.pt always holds a whole step, so a kill at any moment leaves a run
+            # that --resume continues (a fresh start would refuse the folder once it holds metrics).
+            run.save_state(trainer.state_dict())
         started = time.perf_counter()
         while trainer.step < trainer.total_steps:
             values = trainer.train_step()

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from corrode import __version__
@@ -103,7 +104,7 @@ class CorrodeGroup(TyperGroup):
         except CorrodeError as exc:
             if _debug_enabled():
                 console.print_exception()
-            console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
@@ -142,16 +143,16 @@ def root(
 def note(message: str) -> None:
     """A human-readable line on stderr, unless --quiet."""
     if not settings.quiet:
-        console.print(message, highlight=False)
+        console.print(escape(message), highlight=False)
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def fail_line(message: str) -> None:
     """One line for one failed input in a batch (always shown, even with --quiet)."""
-    console.print(f"[red]error:[/] {message}", highlight=False)
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
 
 
 def emit_json(data: Any) -> None:
