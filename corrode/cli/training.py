@@ -50,7 +50,7 @@ COMMON: dict[str, Option] = {
     "tensorboard": Option(
         ("--tensorboard/--no-tensorboard",),
         "Also write metrics (and sample grids) as TensorBoard events in the run folder "
-        "(pip install 'corrode[tensorboard]').",
+        "(pip install 'corrode\\[tensorboard]').",
     ),
 }
 
