@@ -378,3 +378,60 @@ def test_kill_9_loses_at_most_one_checkpoint_interval(name: str, tmp_path: Path)
     after = resume_to_next_epoch(name, run, done)
     assert after[:done] == rows[:done]
     assert stray_temporaries(run) == []
+
+
+# --- the options' choices are the library's names ---------------------------------------------------------
+
+
+def _choices(command_name: str) -> dict[str, tuple[str, ...]]:
+    import typer
+
+    group = typer.main.get_command(app)
+    command = group.commands[command_name]  # type: ignore[attr-defined]
+    found = {}
+    for param in command.params:
+        # Click's Choice type, or (Typer with its own parser) the parameter's type descriptor.
+        kind = getattr(param, "type", None) or getattr(param, "type_descriptor", None)
+        choices = getattr(kind, "choices", None)
+        if choices:
+            found[param.opts[0]] = tuple(str(getattr(c, "value", c)) for c in choices)
+    return found
+
+
+def test_trainer_choices_are_the_library_constants() -> None:
+    from corrode import device, train_classifier, train_gan
+    from corrode.gan.losses import GAN_LOSSES, SCHEDULES
+    from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS, UPSAMPLES
+
+    common = {"--device": device.DEVICES, "--precision": device.PRECISIONS}
+    expected = {
+        "train-seg": common,
+        "train-classifier": {**common, "--balance": train_classifier.BALANCES},
+        "train-gan": {
+            **common,
+            "--generator": GENERATORS,
+            "--upsample": UPSAMPLES,
+            "--discriminator": DISCRIMINATORS,
+            "--gan-loss": GAN_LOSSES,
+            "--lambda-schedule": SCHEDULES,
+            "--identity-mappings": train_gan.IDENTITY_MAPPINGS,
+            "--preset": tuple(train_gan.PRESETS),
+        },
+    }
+    for name, choices in expected.items():
+        assert {k: tuple(v) for k, v in _choices(name).items()} == {k: tuple(v) for k, v in choices.items()}
+
+
+def test_train_classifier_at_32_px_trains_and_refuses_batches_of_one(tmp_path: Path) -> None:
+    data = classifier_data(tmp_path)
+    run = tmp_path / "run"
+    result = invoke([*classifier_args(data, run, 1), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (run / runs.WEIGHTS).is_file() and len(metric_rows(run)) == 1
+    result = invoke([*classifier_args(data, tmp_path / "one", 1), "--batch-size", "1"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "batch_size 1 at size 32" in lines[0] and "--size 64" in lines[0], (
+        result.stderr
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "one").exists()
