@@ -338,6 +338,11 @@ def _skipped_names(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy to settle: train-classifier skips each bad file and trains on the rest, then exits 1 "
+    "as issue 15 asks ('the exit code is 1'); this test expects exit 0",
+)
 def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
     before = tree_digest(root)
@@ -355,9 +360,9 @@ def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: P
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="train-seg owner: its pre-check reads headers only (train_seg.py, image_size), so "
-    "carvana/train/truncated.jpg passes it; the first epoch then stops with "
-    "'error: .../truncated.jpg: truncated or corrupt image data', exit 1, no model written",
+    reason="policy to settle: train-seg now skips every bad pair (truncated.jpg included, one line "
+    "each) and trains on the rest, then exits 1 as issue 15 asks ('the exit code is 1'); this test "
+    "expects exit 0",
 )
 def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
@@ -399,8 +404,8 @@ def test_optimize_masks_names_each_bad_file(level_data, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="train-gan owner: refuses up front listing every bad file (22 lines, good), but exits 2 "
-    "(usage error) where a bad input file exits 1",
+    reason="policy to settle: train-gan skips each bad image with one line, trains on the rest and "
+    "exits 1 (the trainers' one policy); this test expects a refusal up front with nothing written",
 )
 def test_train_gan_refuses_with_the_full_list(level_data, tmp_path: Path) -> None:
     root, mixed = level_data

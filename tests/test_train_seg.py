@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,14 +169,19 @@ def test_resume_refuses_a_changed_batch_size_naming_both_values(pairs: Path, tmp
 
 
 def test_bad_pairs_are_skipped_with_one_line_each(pairs: Path, tmp_path: Path) -> None:
-    (pairs / "images" / "car00.png").write_bytes(b"not an image")
-    cv2.imwrite(str(pairs / "masks" / "car01.png"), np.zeros((20, 20), np.uint8))
+    data = tmp_path / "data"
+    shutil.copytree(pairs, data)  # the module's pairs stay whole for the other tests
+    (data / "images" / "car00.png").write_bytes(b"not an image")
+    cv2.imwrite(str(data / "masks" / "car01.png"), np.zeros((20, 20), np.uint8))
+    whole = (data / "images" / "car02.png").read_bytes()
+    (data / "images" / "car02.png").write_bytes(whole[: len(whole) // 2])  # header fine, pixels cut short
     lines: list[str] = []
-    train_seg(tiny_config(pairs, tmp_path / "run", epochs=1), log=lines.append)
+    train_seg(tiny_config(data, tmp_path / "run", epochs=1), log=lines.append)
     skipped = [line for line in lines if line.startswith("skipped")]
-    assert len(skipped) == 2
+    assert len(skipped) == 3
     assert "car00.png" in skipped[0] and "car01.png" in skipped[1] and "20x20" in skipped[1]
-    assert any(line.startswith("8 pairs") for line in lines)
+    assert "car02.png" in skipped[2] and "truncated" in skipped[2]
+    assert any(line.startswith("7 pairs") for line in lines)
 
 
 def test_refusals(pairs: Path, tmp_path: Path) -> None:
