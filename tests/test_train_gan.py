@@ -411,6 +411,7 @@ def _ddp_worker(rank: int, world: int, ports: tuple[int, int], data: str, out: s
     train_gan(config)  # the whole loop under DDP: rank 0 writes the run folder
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
@@ -423,6 +424,47 @@ def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     rows = MetricsLog(out / "metrics.csv").rows()
     assert len(rows) == 2 * 3  # 5 clean images / (batch 1 x 2 ranks) -> 3 steps per epoch
     assert (out / "model.safetensors").exists() and (out / "samples" / "epoch_002.png").exists()
+
+
+def _ddp_resume_worker(rank: int, world: int, ports: tuple[int, ...], data: str, root: str) -> None:
+    os.environ.update(
+        {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1"}
+    )
+    torch.set_num_threads(1)
+    options = {"identity_weight": 0.5, "diffaugment": "color,translation", "ema": 0.9, "image_size": 40}
+    options["crop_size"] = 32
+
+    def interrupt(step: int, total: int, losses: dict) -> None:
+        if step == 2:  # mid-epoch 1 (3 steps of 2 ranks x 1); only rank 0 reports, so only it stops
+            raise KeyboardInterrupt
+
+    os.environ["MASTER_PORT"] = str(ports[0])
+    train_gan(tiny(Path(data), Path(root) / "straight", **options))
+    os.environ["MASTER_PORT"] = str(ports[1])
+    cut = Path(root) / "cut"
+    try:
+        train_gan(tiny(Path(data), cut, **options), progress=interrupt)
+    except Interrupted:
+        pass
+    else:
+        raise AssertionError(f"rank {rank} was not stopped")
+    os.environ["MASTER_PORT"] = str(ports[2])
+    train_gan(tiny(Path(data), cut, **options), resume=cut)
+
+
+@pytest.mark.slow
+def test_ddp_mid_epoch_resume_equals_a_straight_run(data: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    ports = (*_free_ports(), *_free_ports()[:1])
+    mp.spawn(_ddp_resume_worker, args=(2, ports, str(data), str(tmp_path)), nprocs=2, join=True)
+    straight = MetricsLog(tmp_path / "straight" / "metrics.csv").rows()
+    resumed = MetricsLog(tmp_path / "cut" / "metrics.csv").rows()
+    assert len(straight) == len(resumed) == 2 * 3
+    for a, b in zip(straight, resumed, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
 
 
 # ---------------------------------------------------------------------------------------------- CLI

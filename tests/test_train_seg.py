@@ -388,6 +388,7 @@ def test_cli_without_data_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "DATA" in result.output
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes(pairs: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
