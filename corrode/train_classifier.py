@@ -77,6 +77,7 @@ class TrainClassifierConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
+    compile: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -452,7 +453,7 @@ class _ClassifierTraining:
         else:
             checkpoint.load_weights(model, state["model"], run.dir / runs.STATE)
         self.model = prepare(model, device)
-        self.network = wrap(self.model, self.context)
+        self.network = wrap(self.model, self.context, compile=config.compile)
         # The three thresholds live on the score's scale, which 1280 weights grow quickly; at the common
         # learning rate they barely moved from their start (measured: [1, 0, -1] -> [1.0, -0.07, -1.19]
         # after 25 epochs while scores spread over -5..7), so mild and moderate were never predicted.

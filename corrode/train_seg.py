@@ -63,6 +63,7 @@ class TrainSegConfig:
     encoder_weights: str = "auto"
     augment: bool = True
     threads: int = 0
+    compile: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -324,7 +325,7 @@ class _SegTraining:
         else:
             checkpoint.load_weights(model, state["model"], run.dir / runs.STATE)
         self.model = prepare(model, device)
-        self.network = wrap(self.model, self.context)
+        self.network = wrap(self.model, self.context, compile=config.compile)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience

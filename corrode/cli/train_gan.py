@@ -119,7 +119,6 @@ register(
             "checkpoint_every": Option(
                 ("--checkpoint-every",), "Steps between checkpoints (and every epoch end)."
             ),
-            "compile": Option(("--compile/--no-compile",), "torch.compile."),
         },
         summary=_summary,
         on_step=_on_step,
