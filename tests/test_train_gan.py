@@ -332,6 +332,7 @@ def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
         train_gan(tiny(data, tmp_path / "run"))
 
 
+@pytest.mark.slow  # two runs of two epochs
 def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> None:
     options = {
         "identity_weight": 0.5,
@@ -571,6 +572,7 @@ def test_crops_are_windows_of_the_loaded_images_drawn_per_level_and_step(data: P
     assert whole._batch("none").shape == (1, 3, 40, 40)
 
 
+@pytest.mark.slow  # two runs of two epochs
 def test_crops_train_resume_exactly_and_cannot_change_on_resume(data: Path, tmp_path: Path) -> None:
     options = {"image_size": 40, "crop_size": 32, "checkpoint_every": 3}
     whole = train_gan(tiny(data, tmp_path / "whole", **options))

@@ -53,6 +53,15 @@ def make_pairs(root: Path, count: int = 10, size: int = 40, seed: int = 0) -> Pa
     return root
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: one thread avoids OpenMP spin overhead on shared cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
     return make_pairs(tmp_path_factory.mktemp("pairs") / "data")
@@ -106,6 +115,7 @@ def test_tiny_run_writes_a_complete_run_folder(pairs: Path, tmp_path: Path) -> N
     assert probability.shape == (50, 30) and 0 <= probability.min() <= probability.max() <= 1
 
 
+@pytest.mark.slow  # three epochs straight and again in parts
 def test_two_epochs_then_resume_equals_three_straight(pairs: Path, straight: Path, tmp_path: Path) -> None:
     first = train_seg(tiny_config(pairs, tmp_path / "resumed", epochs=2))
     resumed = train_seg(tiny_config(pairs, tmp_path / "ignored", epochs=3), resume=first)
@@ -132,6 +142,7 @@ class SignalAt(Reporter):
                 os.kill(os.getpid(), self.signum)
 
 
+@pytest.mark.slow  # three epochs straight and again in parts
 def test_sigterm_mid_epoch_then_resume_equals_straight(pairs: Path, straight: Path, tmp_path: Path) -> None:
     # 8 training pairs in batches of 4, 2 validation in one batch: 3 advances per epoch, so the 4th
     # is the first training batch of epoch 2.
