@@ -160,6 +160,27 @@ def test_tensorboard_events_hold_the_metrics_csv_values(name: str, tmp_path: Pat
         assert events.Tags()["images"] == []
 
 
+def test_tensorboard_holds_each_step_once_after_a_failed_checkpoint_and_resume(
+    tmp_path: Path, monkeypatch
+) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    assert invoke([*gan_args(gan_data(tmp_path), run, 1), "--tensorboard"]).exit_code == 0
+    with monkeypatch.context() as patch:  # epoch 2 logs steps 4-6, then its state cannot be written
+        fail_state(patch)
+        assert invoke(["train-gan", "--resume", str(run), "--epochs", "2"]).exit_code == 1
+    assert invoke(["train-gan", "--resume", str(run), "--epochs", "2"]).exit_code == 0
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = [(event.step, event.value) for event in events.Scalars("gen_total")]
+    rows = metric_rows(run)
+    assert [step for step, _ in logged] == [int(row["step"]) for row in rows] == list(range(1, 7))
+    for (_, value), row in zip(logged, rows, strict=True):
+        assert value == pytest.approx(float(row["gen_total"]), rel=1e-5)
+
+
 def test_tensorboard_missing_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
     # A None entry in sys.modules makes `import torch.utils.tensorboard` raise ImportError.
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
@@ -297,15 +318,29 @@ def long_args(name: str, root: Path) -> tuple[Path, list[str]]:
     return run, make_args(make_data(root), run, 200)
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    with log.open("w") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "corrode", "--quiet", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-        )
+@pytest.fixture
+def start():
+    """Start `python -m corrode ARGS` with stderr into a file; whatever is still running at the end
+    of the test is killed."""
+    started: list[subprocess.Popen] = []
+
+    def launch(args: list[str], log: Path) -> subprocess.Popen:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "corrode", "--quiet", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+            )
+        started.append(process)
+        return process
+
+    yield launch
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def wait_until(
@@ -316,7 +351,6 @@ def wait_until(
         if process.poll() is not None:
             pytest.fail(f"exited {process.returncode} early:\n{log.read_text()[-3000:]}")
         if time.monotonic() > deadline:
-            process.kill()
             pytest.fail(f"nothing to interrupt after {limit} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
 
@@ -341,7 +375,7 @@ def resume_to_next_epoch(name: str, run: Path, done: int) -> list[dict[str, str]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(TRAINERS))
-def test_sigterm_exits_143_and_resume_keeps_every_finished_step(name: str, tmp_path: Path) -> None:
+def test_sigterm_exits_143_and_resume_keeps_every_finished_step(name: str, tmp_path: Path, start) -> None:
     run, args = long_args(name, tmp_path)
     log = tmp_path / "stderr.txt"
     process = start(args, log)
@@ -361,7 +395,7 @@ def test_sigterm_exits_143_and_resume_keeps_every_finished_step(name: str, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(TRAINERS))
-def test_kill_9_loses_at_most_one_checkpoint_interval(name: str, tmp_path: Path) -> None:
+def test_kill_9_loses_at_most_one_checkpoint_interval(name: str, tmp_path: Path, start) -> None:
     run, args = long_args(name, tmp_path)
     log = tmp_path / "stderr.txt"
     process = start(args, log)
