@@ -22,7 +22,7 @@ import numpy as np
 def baseline(folder: Path, levels_count: int, carvana_count: int, size: int) -> tuple[float, float]:
     """Wall and CPU seconds to write ready-made images + masks in the synth formats, in one process."""
     from corrode.images import write_image, write_mask
-    from corrode.synthdata import draw_scene
+    from corrode.synth import draw_scene
 
     scene = draw_scene(np.random.default_rng(0), size, "moderate", view="side")
     start, cpu = time.perf_counter(), time.process_time()

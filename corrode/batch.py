@@ -50,17 +50,19 @@ def collect_inputs(
         else:
             expanded.append(item)
     found: dict[Path, None] = {}
-    for item in [*expanded, *from_stdin]:
-        path = Path(item)
-        if item in from_stdin and not path.is_dir():
-            found[path] = None
-            continue
-        images = list_images([item], recursive=recursive)
-        # A folder with nothing to read is a failed input, said once, not a silent no-op in a batch.
-        found.update(dict.fromkeys(images or ([path] if path.is_dir() else [])))
+    for item in expanded:
+        found.update(dict.fromkeys(_expand(item, recursive)))
+    for path in from_stdin:
+        found.update(dict.fromkeys(_expand(path, recursive) if path.is_dir() else [path]))
     if not found:
         raise UsageError("no input images: give files, folders, glob patterns or '-' for stdin")
     return sorted(found)
+
+
+def _expand(item: str | Path, recursive: bool) -> list[Path]:
+    images = list_images([item], recursive=recursive)
+    # A folder with nothing to read is a failed input, said once, not a silent no-op in a batch.
+    return images or ([Path(item)] if Path(item).is_dir() else [])
 
 
 def output_suffix(source: Path, suffix: str | None = None) -> str:

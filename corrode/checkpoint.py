@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from corrode.errors import FileError
+from corrode.errors import FileError, WriteError, write_reason
 from corrode.images import atomic_path
 
 
@@ -40,14 +40,31 @@ def _clean_key(key: str) -> str:
 
 def save_model(path: str | Path, model: nn.Module, *, kind: str, config: dict[str, Any]) -> Path:
     """Write `model`'s weights to a safetensors file whose metadata holds `kind` and `config`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     state = {_clean_key(k): v.detach().to("cpu").contiguous() for k, v in unwrap(model).state_dict().items()}
     metadata = {"kind": kind, "config": json.dumps(config, sort_keys=True), "format": "corrode-1"}
     with atomic_path(path) as temp:
-        save_file(state, str(temp), metadata=metadata)
+        try:
+            save_file(state, str(temp), metadata=metadata)
+        except (SafetensorError, RuntimeError, ValueError) as exc:  # how safetensors reports a failed write
+            raise WriteError(path, _write_failure(exc, path)) from exc
     return path
+
+
+def _write_failure(exc: BaseException, path: Path) -> str:
+    """torch and safetensors say 'file write failed' without the errno; a full disk is the usual cause."""
+    import os
+
+    try:
+        stats = os.statvfs(path.parent)
+        if stats.f_bavail * stats.f_frsize < 1 << 20:
+            return "no space left on device"
+    except OSError:
+        pass
+    return write_reason(exc)
 
 
 def read_model(path: str | Path, *, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -90,7 +107,10 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """Training state (tensors, numbers, strings, lists, dicts only) written atomically."""
     path = Path(path)
     with atomic_path(path) as temp:
-        torch.save(state, temp)
+        try:
+            torch.save(state, temp)
+        except RuntimeError as exc:  # PytorchStreamWriter: "file write failed" on a full disk
+            raise WriteError(path, _write_failure(exc, path)) from exc
     return path
 
 

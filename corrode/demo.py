@@ -124,7 +124,7 @@ def draw_photos(cfg: DemoConfig, folder: Path) -> tuple[list[Path], list[Any]]:
 
     from corrode.images import write_image
     from corrode.synth import draw_scene
-    from corrode.synthdata.backgrounds import OUTDOOR
+    from corrode.synth.backgrounds import OUTDOOR
 
     colours = ("bright blue", "red", "white", "yellow", "teal", "silver", "orange", "black")
     views = ("side", "front-quarter", "rear-quarter")
@@ -161,9 +161,9 @@ def demo(
     from corrode.optimize_masks import OptimizeMasksConfig, optimize_masks
     from corrode.render import (
         RenderConfig,
-        Renderer,
         cell_size,
         load_models,
+        make_renderer,
         timeline_frames,
         timeline_stages,
         write_gif,
@@ -249,7 +249,7 @@ def demo(
         gan=str(gan_run), seg=str(seg_run), levels=levels.RUSTY_NAMES, device=cfg.device
     )
     models = load_models(render_cfg, need_segmenter=True)
-    renderer = Renderer.from_config(render_cfg, models.translator, models.segmenter)
+    renderer = make_renderer(render_cfg, models)
     images = [read_image(path) for path in photos]
     masks = renderer.masks(images)
     notes = list(models.notes)

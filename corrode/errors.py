@@ -28,3 +28,23 @@ class FileError(CorrodeError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class WriteError(FileError):
+    """An output that could not be written (disk full, read-only, no permission). Nothing of it is
+    left behind: the message is `<path>: cannot write (<reason>)`."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(path, f"cannot write ({reason})")
+        self.cause = reason
+
+
+def write_reason(exc: BaseException) -> str:
+    """A short reason for a failed write: the OS's words for its errno, else the first line."""
+    import errno
+    import os
+
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number in errno.errorcode:
+        return os.strerror(number).lower()
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -8,10 +8,13 @@ file in the same folder renamed into place, so a crash never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
+import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from corrode.errors import FileError, UsageError
+from corrode.errors import FileError, UsageError, WriteError, write_reason
 
 if TYPE_CHECKING:
     import torch
@@ -205,20 +208,84 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
+# A temporary file is `.<stem>.<pid>.<random>.part<suffix>`: the pid says whether its writer is alive.
+_TEMP_NAME = re.compile(r"^\..*\.(?P<pid>\d+)\.[a-z0-9_]{8}\.part(\.[^.]+)?$")
+_swept: set[Path] = set()
+_swept_lock = threading.Lock()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stray_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files in `folder` that a killed writer (kill -9, power loss) left behind.
+
+    Only this module's temporary names whose process is gone are touched, so a second process
+    writing into the same folder at the same time keeps its own.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match and not _alive(int(match["pid"])) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def temp_prefix(stem: str) -> str:
+    return f".{stem}.{os.getpid()}."
+
+
+def sweep_once(folder: Path) -> None:
+    """The first write of this process into a folder clears what killed writers left there."""
+    key = folder.absolute()
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    remove_stray_temps(folder)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+
+    An `OSError` from the block or the rename (a full disk, a read-only folder) becomes a
+    `WriteError` naming `path`; the temporary file is removed and an older `path` stays as it was.
+    The first write into a folder also removes the temporary files of killed writers
+    (`remove_stray_temps`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_once(path.parent)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=temp_prefix(path.stem), suffix=f".part{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise WriteError(path, write_reason(exc)) from exc
     os.close(handle)
     temp = Path(temp_name)
     try:
         yield temp
         os.chmod(temp, _FILE_MODE)
         os.replace(temp, path)
+    except OSError as exc:
+        raise WriteError(path, write_reason(exc)) from exc
     finally:
         temp.unlink(missing_ok=True)
 
@@ -268,6 +335,16 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     """Write a bool `(H, W)` mask as a black/white image (PNG or GIF by suffix), atomically."""
     values = np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)
     return write_image(path, Image.fromarray(values, mode="L"))
+
+
+def resolve_safely(path: str | Path) -> Path:
+    """`path.resolve()` that also works on a link that loops (Python 3.11 raises RuntimeError):
+    such a link is named by its resolved folder and its own name."""
+    path = Path(path)
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.parent.resolve() / path.name
 
 
 def is_image_file(path: Path) -> bool:

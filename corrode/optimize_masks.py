@@ -9,8 +9,10 @@ paper's optimizer (`corrode.masks`), then
 - `OUT/masks.csv`: one row per image (size, threshold, mask area, holes filled, specks removed),
 - `OUT/config.json`.
 
-A plain folder gives `OUT/<stem>.png` and `OUT/masks/<stem>.png`. With `masks` (a folder of
-existing masks laid out like the images) no model is needed: only the optimizer runs.
+A plain folder gives `OUT/<stem>.png` and `OUT/masks/<stem>.png`. Inputs of one folder that share a
+stem (photo.bmp, photo.tiff) are written as `<stem>_<suffix>.png`, so none overwrites another. With
+`masks` (a folder of existing masks laid out like the images) no model is needed: only the optimizer
+runs.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ class Item:
 
     path: Path
     level: str
+    # The output files' stem: the input's own, or `<stem>_<suffix>` when several inputs of one folder
+    # share a stem (photo.bmp, photo.tiff -> photo_bmp, photo_tiff), so that none overwrites another.
+    name: str = ""
+
+    @property
+    def output_stem(self) -> str:
+        return self.name or self.path.stem
 
     @property
     def relative(self) -> str:
@@ -106,6 +115,15 @@ def find_inputs(data: str | Path) -> list[Item]:
         items = [Item(path, name) for name in levels.NAMES for path in by_level.get(name, [])]
     else:
         items = [Item(p, "") for p in sorted(data.iterdir()) if p.is_file() and is_image_file(p)]
+    stems: dict[tuple[str, str], int] = {}
+    for item in items:
+        stems[(item.level, item.path.stem)] = stems.get((item.level, item.path.stem), 0) + 1
+    items = [
+        Item(item.path, item.level, f"{item.path.stem}_{item.path.suffix.lstrip('.').lower()}")
+        if stems[(item.level, item.path.stem)] > 1
+        else item
+        for item in items
+    ]
     if not items:
         where = "its level folders" if by_level else "it"
         raise DatasetError(f"{data}: no images in {where} (expected none/ mild/ moderate/ severe/ or images)")
@@ -116,7 +134,7 @@ def output_paths(item: Item, out: Path) -> tuple[Path, Path]:
     """(masked image, mask) for one input."""
     folder = out / item.level if item.level else out
     masks = out / MASKS_FOLDER / item.level if item.level else out / MASKS_FOLDER
-    return folder / f"{item.path.stem}.png", masks / f"{item.path.stem}.png"
+    return folder / f"{item.output_stem}.png", masks / f"{item.output_stem}.png"
 
 
 def find_mask(item: Item, masks_root: Path) -> Path:
@@ -180,6 +198,14 @@ def _write(item: Item, out: Path, image: np.ndarray, mask: np.ndarray) -> None:
         raise FileError(masked_path, f"cannot write ({exc.strerror or exc})") from exc
 
 
+def _resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute form where links loop (reading it then says so, per file)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _check_out(data: Path, out: Path) -> None:
     from corrode import levels
 
@@ -221,7 +247,7 @@ def optimize_masks(
 
         model = Segmenter.load(config.seg, config.device, batch_size=config.batch_size)
 
-    inputs = {item.path.resolve() for item in items}
+    inputs = {_resolved(item.path) for item in items}
     claimed: dict[Path, Path] = {}
     result = OptimizeMasksResult(out)
 
@@ -235,7 +261,7 @@ def optimize_masks(
         for item in items[start : start + config.batch_size]:
             try:
                 masked_path, mask_path = output_paths(item, out)
-                if masked_path.resolve() in inputs or mask_path.resolve() in inputs:
+                if _resolved(masked_path) in inputs or _resolved(mask_path) in inputs:
                     raise FileError(item.path, f"its output {masked_path} would overwrite an input")
                 if masked_path in claimed:
                     raise FileError(

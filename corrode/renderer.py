@@ -97,14 +97,16 @@ class Renderer:
             raise UsageError("no segmentation model and no --mask: cannot find the car")
         return segment_masks(self.segmenter, images, self.mask_resolution)
 
-    def _tile_for(self, side: int) -> int:
+    def _tiling(self, side: int) -> tuple[int, int]:
+        """(tile, statistics side) for a square of `side` px: `tile` as given (statistics at full
+        size), else by free memory (corrode.tiling.automatic_tile); (0, 0) runs it whole."""
         if self.tile > 0:
-            return self.tile
+            return self.tile, 0
         generators = getattr(self.translator, "generators", None)
         config = getattr(generators, "config", None)
         device = getattr(self.translator, "device", None)
         if config is None or device is None:
-            return 0
+            return 0, 0
         return automatic_tile(side, int(config.base_channels), device)
 
     def generate(self, sources: Sequence[np.ndarray], level: str) -> list[np.ndarray]:
@@ -119,12 +121,14 @@ class Renderer:
             if side == self.size and self.tile <= 0:
                 result = self.translator.to_level(batch, level)
             else:
+                tile, stats_side = self._tiling(side)
                 result = translate_large(
                     lambda images: self.translator.to_level(images, level),
                     batch,
-                    tile=self._tile_for(side),
+                    tile=tile,
                     overlap=self.overlap,
                     module=generators if isinstance(generators, nn.Module) else None,
+                    stats_side=stats_side,
                 )
         result = result.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         return list(result)

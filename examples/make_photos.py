@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from corrode.images import write_image
-from corrode.synthdata.scene import draw_scene
+from corrode.synth.scene import draw_scene
 
 OUT = Path(__file__).parent / "photos"
 SIZE = 1152

@@ -12,7 +12,9 @@ seed="${2:-0}"
 
 # The full default set: 300 none / 65 mild / 97 moderate / 73 severe + 20 cars x 8 Carvana views.
 # --label-noise 0.05 files 5% of the images under a neighbouring level, as subjective labelling does;
-# manifest.csv keeps each image's true level and true rust fraction.
+# manifest.csv keeps each image's true level and true rust fraction. The rust is photographic (CC0 rust
+# scans, chipped paint, blisters, run-off streaks); --rust-style flat draws the original flat look on
+# exactly the same rust pixels, masks and backgrounds.
 corrode synth "$out" --seed "$seed" --label-noise 0.05 --overwrite --json > "$out.summary.json"
 echo "summary: $(cat "$out.summary.json")"
 

@@ -14,7 +14,7 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +103,7 @@ def _bad_files() -> dict[str, tuple[bytes, str]]:
 
 
 # Entries that are not files: a folder named like an image, and a link that points at itself.
+# (The corpus also holds `again`, a link to its own folder, which is no image and must not be read.)
 SPECIAL_BAD = {"folder.jpg": "directory", "loop.jpg": "symbolic link loop"}
 
 
@@ -150,6 +151,8 @@ def write_corpus(folder: Path, *, bad: bool = True, good: bool = True) -> Corpus
         (folder / "folder.jpg").mkdir()
         (folder / "folder.jpg" / "notes.txt").write_text("a folder named like a photo\n")
         os.symlink("loop.jpg", folder / "loop.jpg")
+        # A link to its own folder: a walker that follows links would go round forever.
+        os.symlink(".", folder / "again")
         bads.update(SPECIAL_BAD)
     return Corpus(folder, {name: size for name, (_, size) in goods.items()}, bads)
 
@@ -179,3 +182,14 @@ def corpus(tmp_path: Path) -> Corpus:
 def make_corpus() -> Callable[..., Corpus]:
     """`make_corpus(folder, bad=True, good=True)`: write the corpus (or its good or bad half) anywhere."""
     return write_corpus
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test: the machines are shared, and tiny models gain nothing from more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -202,3 +202,40 @@ def test_evaluate_cli(data, tmp_path):
     assert (gan_run / "report.json").is_file() and (gan_run / "report.png").is_file()
     result = CliRunner().invoke(app, ["evaluate", "--gan", str(tmp_path / "missing"), "--data", str(data)])
     assert result.exit_code == 2 and "missing" in result.stderr
+
+
+def test_cache_reads_and_embeds_real_cars_once(data, classifier, monkeypatch):
+    from corrode.evaluate import EvaluationCache, measures, run
+
+    reads: list[int] = []
+    original = run.read_cars
+
+    def counting(paths, *args, **kwargs):
+        reads.append(len(paths))
+        return original(paths, *args, **kwargs)
+
+    monkeypatch.setattr(run, "read_cars", counting)
+    cache = EvaluationCache()
+    cfg = EvaluateConfig(data=data, render_checks=0, device="cpu")
+    first = evaluate(cfg, translator=SpeckleTranslator(), classifier=classifier, cache=cache)
+    assert len(reads) == 1 + len(levels.RUSTY_NAMES)  # the clean cars, then each level's real cars
+    assert {key.level for key in cache.real} == set(levels.RUSTY_NAMES)
+    second = evaluate(cfg, translator=SpeckleTranslator(), classifier=classifier, cache=cache)
+    assert len(reads) == 2 + len(levels.RUSTY_NAMES)  # only the clean cars again
+    assert second.levels["severe"]["fid"] == pytest.approx(first.levels["severe"]["fid"])
+    # A plain dict is taken as the cache's store, as earlier callers passed it.
+    store: dict = {}
+    evaluate(cfg, translator=SpeckleTranslator(), classifier=classifier, cache=store)
+    assert all(isinstance(value, measures.RealCars) for value in store.values()) and len(store) == 3
+
+
+def test_measure_groups_have_known_answers():
+    from corrode.evaluate import measures
+
+    images = np.zeros((2, 8, 8, 3))
+    masks = np.ones((2, 8, 8), bool)
+    same = measures.cycle_error(images, images, masks)
+    assert same["l1"] == 0 and (same["psnr"] == float("inf") or same["psnr"] > 90)
+    half = measures.cycle_error(images, images + 0.5, masks)
+    assert half["l1"] == pytest.approx(0.5) and half["psnr"] == pytest.approx(6.02, abs=0.01)
+    assert measures.colour_kept(images + 0.4, images + 0.4, masks) == pytest.approx(0.0)

@@ -130,11 +130,14 @@ def test_a_segmenter_that_fails_on_one_image_spoils_only_that_one(tmp_path: Path
     assert result.failed == [f"{tmp_path / 'data' / 'none' / 'odd.png'}: cannot segment a 61 px wide image"]
 
 
-def test_same_stem_twice_in_a_level_is_one_failure(tmp_path: Path) -> None:
+def test_same_stem_twice_in_a_level_keeps_both_under_their_suffix(tmp_path: Path) -> None:
     make_levels(tmp_path / "data", {"none": 1})
     write_image(tmp_path / "data" / "none" / "none0.jpg", car_image())
     result = optimize_masks(OptimizeMasksConfig(tmp_path / "data", tmp_path / "out"), model=RedIsCar())
-    assert len(result.rows) == 1 and "outputs would collide" in result.failed[0]
+    assert len(result.rows) == 2 and not result.failed
+    names = sorted(p.name for p in (tmp_path / "out" / "none").iterdir())
+    assert names == ["none0_jpg.png", "none0_png.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "masks" / "none").iterdir()) == names
 
 
 def test_cli_with_existing_masks_needs_no_model(tmp_path: Path) -> None:

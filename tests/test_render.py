@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -586,3 +587,238 @@ def test_composite_resamples_like_resizing_the_whole_square() -> None:
     ys, xs = np.nonzero(mask)
     expected = np.clip(np.rint(image[ys, xs] + full[ys - square.y0, xs - square.x0] * 255), 0, 255)
     assert np.abs(out[ys, xs].astype(int) - expected.astype(int)).max() <= 1
+
+
+# --- --gan-size, tiling ---------------------------------------------------------------------------
+
+
+class AnySizeTint(TintTranslator):
+    """TintTranslator at whatever size it is given (fully convolutional, like the real generator)."""
+
+    def to_level(self, images: torch.Tensor, level: str) -> torch.Tensor:
+        self.calls.append((images.shape[-1], level))
+        weight = 0.25 * levels.get(level).index
+        return images * (1 - weight) + RUST * weight
+
+
+def _constant_car(side: int) -> torch.Tensor:
+    car = torch.from_numpy(ellipse((side, side), fill=0.4)).float()
+    colour = torch.tensor([0.2, 0.4, 0.8]).view(1, 3, 1, 1)
+    return colour * car[None, None]
+
+
+def test_window_weights_sum_to_one_across_tiles() -> None:
+    from corrode.tiling import tile_starts, window
+
+    for length, regular in ((192, True), (200, False)):
+        tile, overlap = 64, 32
+        total = torch.zeros(length)
+        starts = tile_starts(length, tile, overlap)
+        for start in starts:
+            assert start % 4 == 0
+            total[start : start + tile] += window(tile, overlap, start > 0, start + tile < length)
+        assert starts[-1] == length - tile and torch.all(total > 0)
+        if regular:
+            # At the planned stride the raised cosines of neighbours complement each other exactly.
+            assert torch.allclose(total, torch.ones(length), atol=1e-6)
+
+
+def test_tiled_translation_of_a_constant_car_matches_whole(tmp_path: Path) -> None:
+    from corrode.tiling import translate_large
+    from corrode.translate import Translator
+
+    translator = Translator.load(
+        tiny_gan(tmp_path / "gan.safetensors", base_channels=8), device="cpu", precision="fp32"
+    )
+    image = _constant_car(160)
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        return translator.to_level(images, "severe")
+
+    whole = run(image)
+    tiled = translate_large(run, image, tile=96, overlap=48, module=translator.generators)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 0.02
+    # Tiles normalised by their own statistics do not match: the shared statistics are what agree.
+    alone = translate_large(run, image, tile=96, overlap=48)
+    assert (alone - whole).abs().mean() > 5 * (tiled - whole).abs().mean()
+
+
+@pytest.mark.parametrize("gan_size", ["native", 48])
+def test_gan_size_keeps_size_background_and_soft_edge(gan_size: int | str) -> None:
+    image = photo(90, 70, seed=3)
+    mask = ellipse((70, 90))
+    translator = AnySizeTint()
+    renderer = Renderer(translator, gan_size=gan_size, max_side=2048)
+    (rendering,) = renderer.render([image], ["severe"], [mask])
+    out = rendering.outputs["severe"]
+    assert out.shape == image.shape
+    assert np.array_equal(out[~mask], image[~mask])
+    side = rendering.square.side
+    expected = (side + 2) // 4 * 4 if gan_size == "native" else 48
+    assert translator.calls == [(expected, "severe")] and rendering.source.shape[0] == expected
+    # The soft edge lies inside the mask: the car's rim changes less than its middle.
+    change = np.abs(out.astype(int) - image.astype(int)).sum(axis=2)
+    rim = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert change[rim].mean() < change[cv2.erode(mask.astype(np.uint8), np.ones((9, 9))) > 0].mean()
+
+
+def test_native_is_capped_by_max_side() -> None:
+    translator = AnySizeTint()
+    renderer = Renderer(translator, gan_size="native", max_side=40)
+    renderer.render([photo(90, 70)], ["mild"], [ellipse((70, 90))])
+    assert translator.calls == [(40, "mild")]
+
+
+def test_tiled_render_with_real_generator_keeps_background(tmp_path: Path) -> None:
+    from corrode.translate import Translator
+
+    translator = Translator.load(tiny_gan(tmp_path / "gan.safetensors"), device="cpu", precision="fp32")
+    image, mask = photo(150, 120, seed=1), ellipse((120, 150))
+    whole, tiled = (
+        Renderer(translator, gan_size="native", tile=tile).render([image], ["severe"], [mask])[0]
+        for tile in (0, 64)
+    )
+    for rendering in (whole, tiled):
+        assert np.array_equal(rendering.outputs["severe"][~mask], image[~mask])
+    difference = np.abs(whole.outputs["severe"].astype(int) - tiled.outputs["severe"].astype(int))
+    assert difference.max() <= 8
+
+
+def test_gan_size_option_is_validated() -> None:
+    assert RenderConfig(gan_size="NATIVE").gan_size == "native"
+    assert RenderConfig(gan_size="512").gan_size == 512
+    for bad in ("huge", "30", "8"):
+        with pytest.raises(ConfigError, match="--gan-size"):
+            RenderConfig(gan_size=bad)
+    with pytest.raises(ConfigError, match="onnx"):
+        RenderConfig(gan_size=256, engine="onnx")
+    with pytest.raises(ConfigError, match="tile"):
+        RenderConfig(tile=50)
+
+
+# --- issue 15: folders without images, two renders in one folder, SIGTERM and kill -9 -------------
+
+
+def test_cli_folder_without_images_is_one_line_and_others_render(
+    tmp_path: Path, fake_loader: list[RenderConfig]
+) -> None:
+    (source,) = _photos(tmp_path / "in", 1, masks=tmp_path / "masks")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "folder.jpg").mkdir()
+    args = ["render", str(tmp_path / "empty"), str(source), str(tmp_path / "folder.jpg")]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), "--mask", str(tmp_path / "masks")])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 2, result.stderr
+    assert any("empty: folder holds no image files" in line for line in lines)
+    assert any("folder.jpg: is a directory, not an image file" in line for line in lines)
+    assert (tmp_path / "out" / "car0_severe.png").is_file()
+    alone = runner.invoke(app, ["render", str(tmp_path / "empty"), "--mask", str(tmp_path / "masks")])
+    assert alone.exit_code == 1 and "no image" in alone.stderr
+
+
+def _batch(folder: Path, count: int, masks: Path) -> None:
+    folder.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for index in range(count):
+        save(folder / f"p{index:02d}.png", photo(160, 120, seed=index))
+        Image.fromarray(ellipse((120, 160)).astype(np.uint8) * 255).save(masks / f"p{index:02d}.png")
+
+
+def _render_process(tmp_path: Path, gan: Path, *extra: str) -> subprocess.Popen[bytes]:
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "corrode", "render", str(tmp_path / "in"), "--gan", str(gan)]
+    command += ["--mask", str(tmp_path / "masks"), "-o", str(tmp_path / "out"), "--device", "cpu"]
+    command += ["--precision", "fp32", "--gan-size", "native", *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_outputs(folder: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if folder.is_dir() and len(list(folder.glob("p*_severe.png"))) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the render ended or stalled before {count} outputs: {process.communicate()}")
+
+
+def _complete(folder: Path) -> list[Path]:
+    outputs = sorted(folder.glob("p*_severe.png"))
+    for path in outputs:
+        with Image.open(path) as image:
+            image.load()  # a truncated file fails here
+            assert image.size == (160, 120)
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], "temporary files left"
+    return outputs
+
+
+@pytest.mark.slow
+def test_two_renders_into_one_folder_leave_only_complete_files(tmp_path: Path) -> None:
+    _batch(tmp_path / "in", 12, tmp_path / "masks")
+    gan = tiny_gan(tmp_path / "gan.safetensors")
+    first, second = (_render_process(tmp_path, gan, "--overwrite") for _ in range(2))
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr.decode()
+    assert len(_complete(tmp_path / "out")) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_killed_batch_reruns_only_what_is_missing(tmp_path: Path, how: str) -> None:
+    import signal
+
+    _batch(tmp_path / "in", 40, tmp_path / "masks")
+    gan = tiny_gan(tmp_path / "gan.safetensors")
+    process = _render_process(tmp_path, gan)
+    _wait_for_outputs(tmp_path / "out", 3, process)
+    process.send_signal(getattr(signal, how))
+    _, stderr = process.communicate(timeout=60)
+    if process.returncode not in (0, -9):  # 0: it finished first on a fast machine
+        assert process.returncode == 143 and "terminated" in stderr.decode(), stderr.decode()
+    if how == "SIGTERM":
+        done = _complete(tmp_path / "out")  # SIGTERM: its own temporary file is gone at once
+    else:
+        done = [p for p in (tmp_path / "out").glob("p*_severe.png")]
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    rerun = _render_process(tmp_path, gan, "--json")
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr.decode()
+    records = [json.loads(line) for line in stdout.decode().splitlines()]
+    written = {Path(r["output"]).name for r in records if r["status"] == "written"}
+    # kill -9 may leave a complete file that the rename never reached: it is not among `done`.
+    assert written == {f"p{i:02d}_severe.png" for i in range(40)} - {p.name for p in done}
+    assert len(_complete(tmp_path / "out")) == 40
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
+
+
+def test_leftover_temporary_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from corrode.render.files import claimed_temp, leftovers, sweep_leftovers
+
+    target = tmp_path / "out" / "car_severe.png"
+    target.parent.mkdir()
+    dead = target.parent / ".car_severe.abc123.part.png"
+    dead.write_bytes(b"half an image")  # what a writer killed by kill -9 leaves: no one holds its lock
+    live = target.parent / ".car_severe.def456.part.png"
+    live.write_bytes(b"")
+    holder = os.open(live, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another render still writing this one
+    try:
+        assert sweep_leftovers([target]) == [dead]
+        assert leftovers(target) == [live]
+    finally:
+        os.close(holder)
+    with claimed_temp(target) as handle:
+        handle.write(b"complete")
+        assert len(leftovers(target)) == 2  # ours, and the now-unlocked one
+        assert sweep_leftovers([target]) == [live]  # ours is locked: kept
+    assert target.read_bytes() == b"complete" and leftovers(target) == []

@@ -11,8 +11,19 @@ from corrode.cli import app
 from corrode.datasets import find_levels, find_pairs, level_mask_path
 from corrode.errors import ConfigError, UsageError
 from corrode.images import read_image, read_mask
-from corrode.synth import MANIFEST_COLUMNS, SynthConfig, assign_labels, read_manifest, synth
-from corrode.synthdata import BACKGROUNDS, BODY_TYPES, RUST_BANDS, VIEWS, draw_car, draw_scene
+from corrode.synth import (
+    BACKGROUNDS,
+    BODY_TYPES,
+    MANIFEST_COLUMNS,
+    RUST_BANDS,
+    VIEWS,
+    SynthConfig,
+    assign_labels,
+    draw_car,
+    draw_scene,
+    read_manifest,
+    synth,
+)
 
 runner = CliRunner()
 TINY = {"none": 3, "mild": 2, "moderate": 2, "severe": 2, "carvana_cars": 2, "carvana_views": 3, "size": 48}
@@ -165,10 +176,10 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path) -> None:
 
 
 def test_process_pool_draws_the_same_pixels(tmp_path, monkeypatch) -> None:
-    import corrode.synth
+    import corrode.synth.run
 
     serial = synth(_tiny(tmp_path, "serial", workers=1, carvana_cars=0))
-    monkeypatch.setattr(corrode.synth, "_POOL_MINIMUM", 1)
+    monkeypatch.setattr(corrode.synth.run, "_POOL_MINIMUM", 1)
     pooled = synth(_tiny(tmp_path, "pooled", workers=2, carvana_cars=0))
     for row in read_manifest(serial / "manifest.csv"):
         np.testing.assert_array_equal(read_image(serial / row["file"]), read_image(pooled / row["file"]))
@@ -244,3 +255,14 @@ def test_cli_bad_option_is_a_usage_error(tmp_path) -> None:
     result = runner.invoke(app, ["synth", str(tmp_path / "x"), "--label-noise", "2"])
     assert result.exit_code == 2 and "label_noise" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_public_names() -> None:
+    import corrode.synth
+    from corrode.synth import MANIFEST, SynthConfig, draw_car, draw_scene, read_manifest, synth  # noqa: F401
+    from corrode.synth.backgrounds import OUTDOOR
+    from corrode.synth.scene import draw_scene as module_draw_scene
+
+    assert module_draw_scene is draw_scene and MANIFEST == "manifest.csv"
+    assert OUTDOOR == corrode.synth.OUTDOOR
+    assert all(hasattr(corrode.synth, name) for name in corrode.synth.__all__)

@@ -6,7 +6,7 @@ import errno
 import pytest
 from typer.testing import CliRunner
 
-import corrode.synth
+import corrode.synth.run
 from corrode.cli import app
 from corrode.errors import FileError
 from corrode.synth import SynthConfig, read_manifest, synth
@@ -18,8 +18,8 @@ TINY = {"none": 3, "mild": 2, "moderate": 2, "severe": 2, "carvana_cars": 1, "ca
 
 
 def _fill_disk_after(monkeypatch, name: str, calls: int) -> None:
-    """Make corrode.synth's `name` writer (write_image or write_mask) raise ENOSPC from call `calls` on."""
-    real = getattr(corrode.synth, name)
+    """Make corrode.synth.run's `name` writer (write_image or write_mask) fail (ENOSPC) from call `calls`."""
+    real = getattr(corrode.synth.run, name)
     count = {"n": 0}
 
     def writer(path, *args, **kwargs):
@@ -28,7 +28,7 @@ def _fill_disk_after(monkeypatch, name: str, calls: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(corrode.synth, name, writer)
+    monkeypatch.setattr(corrode.synth.run, name, writer)
 
 
 def _files(out):
@@ -67,12 +67,18 @@ def test_disk_full_cli_is_one_line_and_exit_1(tmp_path, monkeypatch) -> None:
     _assert_consistent(out, 1)
 
 
+def test_quiet_after_the_subcommand(tmp_path) -> None:
+    result = runner.invoke(app, ["synth", str(tmp_path / "q"), *COUNTS, "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+
+
 def test_disk_full_on_the_manifest_is_one_error_too(tmp_path, monkeypatch) -> None:
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(corrode.synth, "atomic_write_text", full)
-    with pytest.raises(FileError, match="no space|No space"):
+    monkeypatch.setattr(corrode.synth.run, "atomic_write_text", full)
+    with pytest.raises(FileError, match="manifest.csv: cannot write: no space left on device"):
         synth(SynthConfig(out=tmp_path / "out", **TINY))
 
 
@@ -89,7 +95,7 @@ def test_ctrl_c_keeps_finished_files_and_their_manifest(tmp_path) -> None:
 
 
 def test_ctrl_c_between_image_and_mask_takes_the_image_back(tmp_path, monkeypatch) -> None:
-    real = corrode.synth.write_mask
+    real = corrode.synth.run.write_mask
     count = {"n": 0}
 
     def interrupted(path, mask):
@@ -98,7 +104,7 @@ def test_ctrl_c_between_image_and_mask_takes_the_image_back(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(path, mask)
 
-    monkeypatch.setattr(corrode.synth, "write_mask", interrupted)
+    monkeypatch.setattr(corrode.synth.run, "write_mask", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         synth(SynthConfig(out=out, **TINY))
@@ -116,8 +122,8 @@ def test_rerun_with_overwrite_after_a_failure_finishes_the_set(tmp_path, monkeyp
 
 
 def test_ctrl_c_with_a_process_pool_lists_every_finished_pair(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(corrode.synth, "_POOL_MINIMUM", 1)
-    monkeypatch.setattr(corrode.synth, "_CHUNK", 2)
+    monkeypatch.setattr(corrode.synth.run, "_POOL_MINIMUM", 1)
+    monkeypatch.setattr(corrode.synth.run, "_CHUNK", 2)
     out = tmp_path / "pool"
 
     def progress(done: int, total: int) -> None:
@@ -130,3 +136,43 @@ def test_ctrl_c_with_a_process_pool_lists_every_finished_pair(tmp_path, monkeypa
     rows = read_manifest(out / "manifest.csv")
     assert 4 <= len(rows) < 18  # what was finished, chunks in flight included; not the whole set
     _assert_consistent(out, len(rows))
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: parent, forkserver, workers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "corrode", "synth", str(out), "--none", "400", "--mild", "0"]
+    command += ["--moderate", "0", "--severe", "0", "--carvana-cars", "0", "--size", "48", "--workers", "2"]
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list((out / "levels_masks").rglob("*.png"))) >= 20:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    rows = read_manifest(out / "manifest.csv")
+    assert 20 <= len(rows) < 400
+    _assert_consistent(out, len(rows))
+
+
+def test_missing_textures_are_one_clear_error_before_anything_is_written(tmp_path, monkeypatch) -> None:
+    import corrode.synth.textures as textures
+
+    empty = tmp_path / "no-textures"
+    empty.mkdir()
+    monkeypatch.setattr(corrode.synth.run, "load_textures", lambda: textures.load_textures(empty))
+    with pytest.raises(FileError, match="rust texture missing"):
+        synth(SynthConfig(out=tmp_path / "out", **TINY))
+    assert not (tmp_path / "out").exists()
+    synth(SynthConfig(out=tmp_path / "flat", rust_style="flat", **TINY))  # the flat style needs none

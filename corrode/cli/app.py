@@ -1,12 +1,15 @@
 """The Typer app, its global options, the shared Rich consoles and error -> exit-code mapping.
 
-Exit codes: 0 ok, 1 some inputs failed (or the work itself failed), 2 usage error,
-130 interrupted. Messages and progress go to stderr; results go to stdout.
+Exit codes: 0 ok, 1 some inputs failed (or the work itself failed, a full disk included), 2 usage
+error, 130 interrupted. Messages and progress go to stderr; results go to stdout. The global
+`--quiet`/`--debug` are taken before or after the subcommand; a usage error is Click's one plain
+`Error: ...` line unless stderr is a terminal, where Typer draws its box.
 Heavy libraries (torch, cv2) are imported inside command bodies so `--help` stays fast.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -47,6 +50,8 @@ settings = Settings()
 def _debug_enabled() -> bool:
     return settings.debug or os.environ.get("CORRODE_DEBUG", "") not in ("", "0")
 
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 # The root's own flags, also accepted anywhere after the subcommand (`corrode synth OUT -q`).
 GLOBAL_FLAGS = frozenset({"-q", "--quiet", "--debug"})
@@ -109,6 +114,13 @@ class CorrodeGroup(TyperGroup):
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            # A full or read-only disk is the user's to fix, not a bug: one line, whoever wrote.
+            if exc.errno not in DISK_ERRNOS or _debug_enabled():
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            console.print(f"[bold red]error:[/] {where}{os.strerror(exc.errno).lower()}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
 
 
 app = typer.Typer(

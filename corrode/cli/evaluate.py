@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from corrode.cli.app import app, emit_json, note, stdout
+from corrode.cli.app import EXIT_FAILED, app, emit_json, note, stdout
 
 
 @app.command("evaluate")
@@ -82,3 +82,6 @@ def evaluate_command(
         note(f"report written to {report.folder}")
     else:
         note("no report folder (give --out, or a GAN run folder): report printed only")
+    if report.skipped:
+        note(f"{len(report.skipped)} file(s) could not be read (named above); the rest were measured")
+        raise typer.Exit(EXIT_FAILED)

@@ -11,6 +11,7 @@ import typer
 from corrode.cli.app import EXIT_FAILED, app, emit_json, fail_line, make_progress, note
 
 ALL = "all"
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a job the signal ended
 
 
 @app.command("render")
@@ -65,6 +66,21 @@ def render_command(
     feather: Annotated[
         float, typer.Option("--feather", help="Soft edge inside the mask, model pixels.")
     ] = 2.0,
+    gan_size: Annotated[
+        str,
+        typer.Option(
+            "--gan-size",
+            help="Generator working size: 'model' (its training size), a side in px (multiple of 4), "
+            "or 'native' (the car's own size, at most --max-side).",
+        ),
+    ] = "model",
+    max_side: Annotated[
+        int, typer.Option("--max-side", help="Largest working side for --gan-size native, px.")
+    ] = 2048,
+    tile: Annotated[
+        int,
+        typer.Option("--tile", help="Tile side, px (0: tile only where memory needs it)."),
+    ] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="Generator engine: auto, torch or onnx.")] = "auto",
@@ -72,7 +88,7 @@ def render_command(
     """Render photos of clean cars at a corrosion level, same size, background untouched."""
     from corrode import levels
     from corrode.distributed import launched_by_torchrun, setup, teardown
-    from corrode.render import RenderConfig, render
+    from corrode.render import RenderConfig, Terminated, render
 
     names = levels.RUSTY_NAMES if level.strip().lower() == ALL else (levels.get(level).name,)
     config = RenderConfig(
@@ -91,6 +107,9 @@ def render_command(
         overwrite=overwrite,
         margin=margin,
         feather=feather,
+        gan_size=gan_size,
+        max_side=max_side,
+        tile=tile,
         batch_size=batch_size,
         device=device,
         precision=precision,
@@ -118,6 +137,10 @@ def render_command(
             summary = render(
                 config, stdin=sys.stdin, context=context, on_outcome=report, on_note=note, progress=advance
             )
+    except Terminated:
+        # Outputs written so far are complete; a rerun skips them and redoes the unfinished photo.
+        fail_line("terminated (SIGTERM): finished outputs are kept, a rerun renders the rest")
+        raise typer.Exit(EXIT_TERMINATED) from None
     finally:
         if context is not None:
             teardown(context)

@@ -69,6 +69,12 @@ def scrape_command(
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Reject images with more pixels (decompression bombs).")
     ] = 100_000_000,
+    max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-bytes", help="Cut off and reject a download past this many bytes (endless bodies too)."
+        ),
+    ] = 50_000_000,
     distance: Annotated[
         int, typer.Option("--distance", help="Perceptual-hash bits within which two images are duplicates.")
     ] = 8,
@@ -127,6 +133,7 @@ def scrape_command(
         filters=_filters(filters or []),
         min_side=min_side,
         max_pixels=max_pixels,
+        max_bytes=max_bytes,
         near_distance=distance,
         threads=threads,
         host_delay=delay,

@@ -5,7 +5,7 @@ masks are found by `corrode.leveldata` (one rule for every command)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,8 @@ class CarSet:
     images: np.ndarray
     masks: np.ndarray
     paths: list[Path]
+    # One "path: reason" line per file that could not be read (each also logged once).
+    failed: list[str] = field(default_factory=list)
 
     def tensor(self) -> torch.Tensor:
         import torch
@@ -58,7 +60,7 @@ def read_cars(
     """
     from corrode.leveldata import load_masked
 
-    images, masks, kept = [], [], []
+    images, masks, kept, failed = [], [], [], []
     for path in paths:
         try:
             if mask_for is not None:
@@ -67,13 +69,16 @@ def read_cars(
                 image, mask = load_masked(path, size, masks_root)
         except FileError as exc:
             log(f"skipped {exc}")
+            failed.append(str(exc))
             continue
         images.append(image)
         masks.append(mask)
         kept.append(path)
     if not kept:
-        return CarSet(np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size), bool), [])
-    return CarSet(np.stack(images), np.stack(masks), kept)
+        empty = CarSet(np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size), bool), [])
+        empty.failed = failed
+        return empty
+    return CarSet(np.stack(images), np.stack(masks), kept, failed)
 
 
 @dataclass
@@ -164,13 +169,16 @@ class RenderCars:
     masks: list[np.ndarray]
 
 
-def render_inputs(plan: DataPlan, count: int, log: Callable[[str], None]) -> RenderCars | None:
-    """Full-size photos (background kept) and their masks, for the composite check."""
+def render_inputs(
+    plan: DataPlan, readable: Sequence[Path], count: int, log: Callable[[str], None]
+) -> RenderCars | None:
+    """Full-size photos (background kept) and their masks, for the composite check, chosen among the
+    clean cars already read (`readable`), so that a bad file is named once."""
     from corrode.datasets import check_same_size
     from corrode.images import read_image, read_mask
 
     images, masks = [], []
-    for path in spread(plan.sources, count):
+    for path in spread(list(readable), count):
         mask_path = plan.source_mask(path)
         if mask_path is None:
             continue

@@ -26,6 +26,8 @@ class Report:
     levels: dict[str, dict[str, Any]] = field(default_factory=dict)
     classifier_on_real: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Files that could not be read ("path: reason"), each named once; the CLI then exits 1.
+    skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     folder: str | None = None
 
@@ -41,6 +43,7 @@ class Report:
                 "levels": self.levels,
                 "classifier_on_real": self.classifier_on_real,
                 "notes": self.notes,
+                "skipped": self.skipped,
                 "seconds": round(self.seconds, 2),
                 "folder": self.folder,
             }

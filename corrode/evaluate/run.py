@@ -13,7 +13,15 @@ from corrode import levels
 from corrode.errors import UsageError
 from corrode.evaluate import measures
 from corrode.evaluate.config import EvaluateConfig
-from corrode.evaluate.data import CarSet, coverage_bands, plan_data, read_cars, render_inputs, spread
+from corrode.evaluate.data import (
+    CarSet,
+    DataPlan,
+    coverage_bands,
+    plan_data,
+    read_cars,
+    render_inputs,
+    spread,
+)
 from corrode.evaluate.features import feature_space, features_of
 from corrode.evaluate.measures import EvaluationCache, RealCars, RealKey, Translates
 from corrode.evaluate.report import Report, level_line, write_report
@@ -83,13 +91,7 @@ def evaluate(
     sources = read_cars(plan.sources, size, plan.masks_root, say, mask_for=plan.source_mask)
     if len(sources) == 0:
         raise UsageError(f"{plan.sources_folder}: none of the clean car images could be read")
-    if plan.masks_root is None:
-        notes.append("no masks folder: images taken as already masked; the car is their non-black pixels")
-    if not plan.held_out:
-        notes.append(
-            f"clean cars from {plan.sources_folder} (the GAN may have trained on them); "
-            "pass --sources with held-out images for an unbiased measure"
-        )
+    notes += _data_notes(plan)
     say(f"translating {len(sources)} clean cars at {size} px; FID/KID features: {feature_text}")
     source_tensor = sources.tensor()
     source_arrays = measures.arrays(source_tensor)
@@ -102,34 +104,20 @@ def evaluate(
         image_size=size,
         sources={"folder": str(plan.sources_folder), "count": len(sources), "held_out": plan.held_out},
         notes=notes,
+        skipped=list(sources.failed),
     )
     samples: dict[str, np.ndarray] = {}
-    render_cars = render_inputs(plan, cfg.render_checks, say) if cfg.render_checks else None
+    render_cars = render_inputs(plan, sources.paths, cfg.render_checks, say) if cfg.render_checks else None
     if render_cars is None and cfg.render_checks:
         notes.append("pixels changed outside the car not measured: it needs the images' masks")
 
-    def real_cars(name: str) -> RealCars:
-        index = levels.get(name).index
-
-        def compute() -> RealCars:
-            real = read_cars(spread(sorted(plan.real[name]), cfg.real_limit), size, plan.masks_root, say)
-            embedded = features_of(feature, real.tensor(), cfg.batch_size) if feature is not None else None
-            accuracy = (
-                measures.classifier_accuracy(classifier, real, index, cfg.batch_size)
-                if classifier is not None
-                else None
-            )
-            return RealCars(real, embedded, accuracy)
-
-        if cache is None:
-            return compute()
-        key = RealKey(name, size, cfg.real_limit, str(cfg.data), str(cfg.masks), feature_text)
-        return cache.real_cars(key, compute)
-
     for name in [n for n in levels.RUSTY_NAMES if n in tuple(translator.levels)]:
+        key = RealKey(name, size, cfg.real_limit, str(cfg.data), str(cfg.masks), feature_text)
+        real = _real_cars(cfg, plan, key, feature, classifier, cache, say)
+        report.skipped += [line for line in real.cars.failed if line not in report.skipped]
         report.levels[name] = _measure_level(
             cfg, translator, classifier, feature, name, sources, source_tensor, source_arrays,
-            real_cars(name), bands, render_cars, report, samples,
+            real, bands, render_cars, report, samples,
         )  # fmt: skip
         say(level_line(name, report.levels[name]))
 
@@ -138,6 +126,43 @@ def evaluate(
         report.folder = str(out)
         write_report(report, out, source_arrays[: cfg.samples], samples)
     return report
+
+
+def _data_notes(plan: DataPlan) -> list[str]:
+    notes = []
+    if plan.masks_root is None:
+        notes.append("no masks folder: images taken as already masked; the car is their non-black pixels")
+    if not plan.held_out:
+        notes.append(
+            f"clean cars from {plan.sources_folder} (the GAN may have trained on them); "
+            "pass --sources with held-out images for an unbiased measure"
+        )
+    return notes
+
+
+def _real_cars(
+    cfg: EvaluateConfig,
+    plan: DataPlan,
+    key: RealKey,
+    feature: Any,
+    classifier: Classifier | None,
+    cache: EvaluationCache | None,
+    log: Callable[[str], None],
+) -> RealCars:
+    """The real cars of `key.level`, their features and the classifier's accuracy on them; from the
+    cache when it has them."""
+
+    def compute() -> RealCars:
+        paths = spread(sorted(plan.real[key.level]), cfg.real_limit)
+        real = read_cars(paths, key.size, plan.masks_root, log)
+        embedded = features_of(feature, real.tensor(), cfg.batch_size) if feature is not None else None
+        accuracy = None
+        if classifier is not None:
+            index = levels.get(key.level).index
+            accuracy = measures.classifier_accuracy(classifier, real, index, cfg.batch_size)
+        return RealCars(real, embedded, accuracy)
+
+    return compute() if cache is None else cache.real_cars(key, compute)
 
 
 def _measure_level(

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corrode import levels
-from corrode.errors import CorrodeError, UsageError
+from corrode.errors import CorrodeError, UsageError, WriteError
+from corrode.images import resolve_safely
 
 REJECT = "reject"  # not a usable car photo
 SKIP = "skip"  # seen, left for later; not a vote
@@ -77,13 +78,6 @@ class Change:
     image_id: int
     label: str | None
     previous: str | None
-
-
-def _stored_path(path: Path) -> str:
-    try:
-        return str(path.resolve())
-    except (RuntimeError, OSError):  # a link that loops: its folder resolved, its own name kept
-        return str(path.parent.resolve() / path.name)
 
 
 def check_annotator(name: str) -> str:
@@ -159,13 +153,22 @@ class LabelDB:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with the write lock up front and committed on exit."""
         connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            # SQLite's transaction is all or nothing: what was committed before stays, this is undone.
+            if "full" in str(exc) or "disk I/O" in str(exc):
+                raise WriteError(self.path, f"{exc}; this change was not saved") from exc
             raise
-        connection.execute("COMMIT")
 
     def read(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple]:
         return self._connect().execute(sql, tuple(parameters)).fetchall()
@@ -182,7 +185,7 @@ class LabelDB:
         now = time.time()
         with self.write() as connection:
             for path, size, bad in entries:
-                resolved = _stored_path(Path(path))
+                resolved = str(resolve_safely(path))
                 width, height = size if size else (None, None)
                 connection.execute(
                     "INSERT INTO images (path, name, width, height, bad, added) VALUES (?, ?, ?, ?, ?, ?) "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from corrode import levels
 from corrode.config import require
-from corrode.errors import UsageError
+from corrode.errors import UsageError, WriteError
 from corrode.images import ImageError, image_size, list_images, read_image
 from corrode.label.db import CHOICES, REJECT, SKIP, LabelDB, check_annotator
 from corrode.label.order import ORDERS, order_images, read_scores
@@ -203,6 +203,11 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = None):  # 
             return error(422, f"{Path(exc.path).name}: {exc.reason}")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
+    def not_saved(exc: WriteError) -> JSONResponse:
+        # The database refused the change (disk full): the page says so, the terminal gets the line.
+        session.report(str(exc))
+        return error(507, f"not saved: {exc.cause}")
+
     async def checked_json(request: Request) -> dict | JSONResponse:
         token = request.headers.get(TOKEN_HEADER, "")
         if not secrets.compare_digest(token.encode(), session.token.encode()):
@@ -226,7 +231,10 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = None):  # 
             return error(400, f"label must be one of {', '.join(CHOICES)}")
         from starlette.concurrency import run_in_threadpool
 
-        change = await run_in_threadpool(session.db.set_label, image_id, session.annotator, choice)
+        try:
+            change = await run_in_threadpool(session.db.set_label, image_id, session.annotator, choice)
+        except WriteError as exc:
+            return not_saved(exc)
         progress = await run_in_threadpool(session.progress)
         return JSONResponse({"id": change.image_id, "label": change.label, **progress}, headers=no_store)
 
@@ -236,7 +244,10 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = None):  # 
             return body
         from starlette.concurrency import run_in_threadpool
 
-        change = await run_in_threadpool(session.db.undo, session.annotator, session.image_ids)
+        try:
+            change = await run_in_threadpool(session.db.undo, session.annotator, session.image_ids)
+        except WriteError as exc:
+            return not_saved(exc)
         progress = await run_in_threadpool(session.progress)
         if change is None:
             return JSONResponse({"id": None, "label": None, **progress}, headers=no_store)

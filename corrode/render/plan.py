@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from corrode import levels
-from corrode.batch import STDIN, Outcome, collect_inputs, output_path, previous_outputs
+from corrode.batch import Outcome, collect_inputs, output_path, previous_outputs
 from corrode.errors import UsageError
-from corrode.images import ImageError, list_images
+from corrode.images import ImageError
 from corrode.render.config import GRID_TAG, RenderConfig
 
 if TYPE_CHECKING:
@@ -65,14 +65,12 @@ def plan_outputs(cfg: RenderConfig, path: Path, single_input: bool) -> dict[str,
     }
 
 
-def empty_folders(inputs: tuple[str, ...], recursive: bool) -> list[Path]:
-    """Folders named as inputs that hold no image (an empty folder, or a folder named `photo.jpg`)."""
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if item != STDIN and path.is_dir() and not list_images([path], recursive=recursive):
-            found.append(path)
-    return found
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute form where links loop (reading it then says so, per file)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def _same_dir(path: Path, cfg: RenderConfig) -> bool:
@@ -81,15 +79,9 @@ def _same_dir(path: Path, cfg: RenderConfig) -> bool:
 
 def plan(cfg: RenderConfig, *, stdin: TextIO | None = None, context: DistContext | None = None) -> Plan:
     """What `render(cfg)` has to do: one Job per input with the outputs not yet there."""
-    empty = empty_folders(cfg.inputs, cfg.recursive)
-    known = [
-        Outcome(folder, None, None, "failed", f"{folder}: a folder with no images in it") for folder in empty
-    ]
-    rest = tuple(item for item in cfg.inputs if Path(item) not in empty or item == STDIN)
-    inputs = (
-        collect_inputs(rest, recursive=cfg.recursive, stdin=stdin if stdin is not None else sys.stdin)
-        if rest
-        else []
+    # A folder with no images stays in the inputs as itself (corrode.batch): reading it fails, named.
+    inputs = collect_inputs(
+        cfg.inputs, recursive=cfg.recursive, stdin=stdin if stdin is not None else sys.stdin
     )
     tags = list(levels.RUSTY_NAMES) + [GRID_TAG]
     if cfg.out is None:
@@ -100,16 +92,16 @@ def plan(cfg: RenderConfig, *, stdin: TextIO | None = None, context: DistContext
         raise UsageError(f"{what} takes exactly one input photo, got {len(inputs)}; use --out-dir for many")
     if cfg.timeline is not None and set(cfg.level_names) != set(levels.RUSTY_NAMES):
         raise UsageError("--timeline shows every level: use it with --level all")
-    protected = {p.resolve() for p in inputs}
+    protected = {resolved(p) for p in inputs}
     single_input = len(inputs) == 1
     jobs = [Job(i, p, plan_outputs(cfg, p, single_input)) for i, p in enumerate(inputs)]
     if context is not None:
         from corrode.distributed import shard
 
         jobs = shard(jobs, context)
-    result = Plan(inputs=len(jobs) + len(empty), known=known, single_input=single_input)
+    result = Plan(inputs=len(jobs), single_input=single_input)
     for job in jobs:
-        clash = [p for p in job.outputs.values() if p.resolve() in protected]
+        clash = [p for p in job.outputs.values() if resolved(p) in protected]
         if clash:
             message = f"{job.path}: output {clash[0]} would overwrite an input"
             result.known.append(Outcome(job.path, clash[0], None, "failed", message))

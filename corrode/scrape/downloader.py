@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 from icrawler import ImageDownloader
 
+from corrode.errors import WriteError
 from corrode.scrape.checks import CONTENT, HTTP, NETWORK, SIZE, Rejected
 from corrode.scrape.folder import DUPLICATE_OUTCOME, KEPT, REJECTED, SKIPPED, SURPLUS, ScrapeFolder
 
@@ -86,6 +87,7 @@ class Job:
     tally: Tally = field(default_factory=Tally)
     on_update: Callable[[Tally], None] | None = None
     reserved: int = 0
+    fatal: WriteError | None = None  # the folder cannot take more (disk full): every thread stops
 
     def reserve(self, replacing: bool) -> bool:
         """Called under the folder lock just before a file is kept: enforces --max exactly,
@@ -229,6 +231,11 @@ class CheckedDownloader(ImageDownloader):
                 continue
             try:
                 self.download(task, default_ext, req_timeout, **kwargs)
+            except WriteError as exc:
+                # No point downloading what cannot be kept: stop the crawl and say why once.
+                if self.job.fatal is None:
+                    self.job.fatal = exc
+                self.signal.set(reach_max_num=True)
             except Exception as exc:  # a bug here must not kill the thread silently
                 self.logger.error("internal error on %s: %s", task.get("file_url"), exc)
                 with tally.lock:

@@ -19,7 +19,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from corrode.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, atomic_write_bytes, read_image, write_image
+from corrode.errors import WriteError, write_reason
+from corrode.images import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageError,
+    atomic_write_bytes,
+    read_image,
+    sweep_once,
+    temp_prefix,
+    write_image,
+)
 from corrode.scrape.checks import (
     DUPLICATE,
     MIN_SIDE,
@@ -199,13 +209,20 @@ class ScrapeFolder:
         if existing is not None:
             return self.reject(url, f"same bytes as {existing.key}", DUPLICATE, **context)
         folder = self.root / subfolder if subfolder else self.root
-        folder.mkdir(parents=True, exist_ok=True)
-        # The decode check reads a file (the project's one reader); this one is only ever a temp.
-        handle, temp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # The decode check reads a file (the project's one reader); this one is only ever a temp.
+            sweep_once(folder)
+            handle, temp_name = tempfile.mkstemp(prefix=temp_prefix("download"), suffix=".part", dir=folder)
+        except OSError as exc:
+            raise WriteError(folder, write_reason(exc)) from exc
         temp = Path(temp_name)
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(data)
+            except OSError as exc:
+                raise WriteError(folder, write_reason(exc)) from exc
             try:
                 checked = check_download(
                     temp, content_type=content_type, min_side=self.min_side, max_pixels=self.max_pixels

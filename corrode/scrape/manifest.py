@@ -10,6 +10,7 @@ atomically (temp file + rename), when a larger near-duplicate replaces a kept im
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from corrode.errors import WriteError, write_reason
 from corrode.images import atomic_write_text
 
 MANIFEST = "manifest.csv"
@@ -84,12 +86,23 @@ class CsvLog:
         text = _line(row.get(column, "") for column in self.columns)
         with self.lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if os.fstat(descriptor).st_size == 0:
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise WriteError(self.path, write_reason(exc)) from exc
+            try:
+                size = os.fstat(descriptor).st_size
+                if size == 0:
                     text = _line(self.columns) + text
-                os.write(descriptor, text.encode("utf-8"))
-                os.fsync(descriptor)
+                data = text.encode("utf-8")
+                try:
+                    if os.write(descriptor, data) != len(data):
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    os.fsync(descriptor)
+                except OSError as exc:
+                    # A torn row would spoil every row appended after it: cut back to the last whole one.
+                    os.ftruncate(descriptor, size)
+                    raise WriteError(self.path, write_reason(exc)) from exc
             finally:
                 os.close(descriptor)
 

@@ -250,6 +250,8 @@ def _run_query(cfg, engine, folder, limiter, query, subfolder, urls, apikey, pro
         parser_kwargs=parser_kwargs,
         downloader_kwargs={"max_num": cfg.max_images, "max_idle_time": cfg.idle_timeout},
     )
+    if job.fatal is not None:
+        raise job.fatal
     _copy_tally(summary, job.tally)
     summary.pages = probe.pages
     summary.engine_errors = list(probe.errors)

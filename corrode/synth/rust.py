@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 from corrode import levels
-from corrode.synthdata.car import CarGeometry
-from corrode.synthdata.noise import fractal_noise
-from corrode.synthdata.raster import Canvas
+from corrode.synth.car import CarGeometry
+from corrode.synth.noise import fractal_noise
+from corrode.synth.raster import Canvas
 
 # Per level, in the order of levels.NAMES (none, mild, moderate, severe):
 RUST_BANDS: dict[str, tuple[float, float]] = dict(

@@ -1,11 +1,5 @@
-"""`corrode synth`: a procedural data set of car photos, so every command runs with no download.
-
-Layout written under `out`:
-- `carvana/train/<car id>_<view:02d>.jpg` + `carvana/train_masks/<same>_mask.gif`: clean cars in a studio,
-  several views per car (Carvana's layout);
-- `levels/<level>/<stem>.png` + `levels_masks/<level>/<stem>.png`: cars at the four corrosion levels on
-  varied backgrounds, filed under their *given* label (after label noise);
-- `manifest.csv` (the truth for every image), `config.json`, `preview.png`.
+"""The data set: SynthConfig, the jobs (which car, level and label each file gets), drawing them
+serially or in a process pool, and writing images, masks, manifest, config and preview.
 """
 
 from __future__ import annotations
@@ -25,21 +19,9 @@ from corrode import levels
 from corrode.config import require, save_config
 from corrode.errors import FileError, UsageError
 from corrode.images import atomic_write_text, write_image, write_mask
-from corrode.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest  # noqa: F401 - also read as corrode.synth.*
-from corrode.synthdata import RUST_BANDS, RUST_STYLES, Scene, draw_car, draw_scene
-
-__all__ = [
-    "MANIFEST",
-    "RUST_BANDS",
-    "RUST_STYLES",
-    "Scene",
-    "SynthConfig",
-    "assign_labels",
-    "draw_car",
-    "draw_scene",
-    "read_manifest",
-    "synth",
-]
+from corrode.manifest import MANIFEST, MANIFEST_COLUMNS
+from corrode.synth.scene import RUST_STYLES, draw_scene
+from corrode.synth.textures import load_textures
 
 PREVIEW = "preview.png"
 CONFIG = "config.json"
@@ -90,7 +72,7 @@ class SynthConfig:
     seed: int = 0
     workers: int = 2
     overwrite: bool = False
-    # How the rust looks (corrode.synthdata.RUST_STYLES); where it is and how much is the same in both.
+    # How the rust looks (corrode.synth.RUST_STYLES); where it is and how much is the same in both.
     rust_style: str = "photo"
 
     def __post_init__(self) -> None:
@@ -212,8 +194,12 @@ class _WriteFailure(Exception):
 _Result = tuple[int, dict[str, str], "np.ndarray | None"]
 
 
+def _reason(exc: OSError) -> str:
+    return "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
 def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result:
-    from corrode.synthdata import STUDIO
+    from corrode.synth.backgrounds import STUDIO
 
     rng = np.random.default_rng(list(job.seed))
     background = STUDIO if job.set == "carvana" else None
@@ -235,14 +221,11 @@ def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result
         target = out / mask
         write_mask(target, scene.mask)
     except BaseException as exc:
-        # An image without its mask is half a pair: take it back (each write itself is atomic).
-        if target != out / file:
-            (out / file).unlink(missing_ok=True)
+        # Half a pair is no use: take back what was written of it (each write itself is atomic).
+        for path in (out / file, out / mask):
+            path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.ENOSPC:
-                reason = "no space left on device"
-            raise _WriteFailure(str(target), f"cannot write: {reason}") from exc
+            raise _WriteFailure(str(target), f"cannot write: {_reason(exc)}") from exc
         raise
     row = {
         "file": file,
@@ -312,6 +295,8 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
     still be written), and no partial or temporary file is left.
     """
     out = Path(cfg.out)
+    if cfg.rust_style == "photo":
+        load_textures()  # here, so that a broken install is one clear error before any worker starts
     _prepare(out, cfg.overwrite)
     jobs = _jobs(cfg)
     results: dict[int, _Result] = {}
@@ -321,21 +306,24 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
             failure = _run_serial(jobs, cfg, out, results, progress)
         else:
             failure = _run_pool(jobs, cfg, out, results, progress)
-    except KeyboardInterrupt:
-        _write_partial_manifest(out, results)
+    except BaseException:  # Ctrl-C, or a worker's error
+        _keep_finished(out, jobs, results)
         raise
     if failure is not None:
-        _write_partial_manifest(out, results)
+        _keep_finished(out, jobs, results)
         raise FileError(failure.path, failure.reason)
     rows = [results[index][1] for index in sorted(results)]
     kept = {index: image for index, _, image in results.values() if image is not None}
+    target = out / MANIFEST
     try:
-        _write_manifest(out / MANIFEST, rows)
-        save_config(cfg, out / CONFIG)
+        _write_manifest(target, rows)
+        target = out / CONFIG
+        save_config(cfg, target)
         if kept:
-            _write_preview(out / PREVIEW, jobs, kept)
+            target = out / PREVIEW
+            _write_preview(target, jobs, kept)
     except OSError as exc:
-        raise FileError(out, f"cannot write the manifest, config or preview: {exc.strerror or exc}") from exc
+        raise FileError(target, f"cannot write: {_reason(exc)}") from exc
     return out
 
 
@@ -374,10 +362,15 @@ def _run_pool(
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     pending = {pool.submit(_run_chunk, (chunk, out, cfg.size, cfg.rust_style)) for chunk in chunks}
 
+    error: BaseException | None = None
+
     def collect(done: set) -> None:
-        nonlocal failure
+        nonlocal failure, error
         for future in done:
-            if future.cancelled() or future.exception() is not None:
+            if future.cancelled():
+                continue
+            if future.exception() is not None:
+                error = error or future.exception()
                 continue
             finished, failed, _ = future.result()
             for result in finished:
@@ -385,7 +378,7 @@ def _run_pool(
             failure = failure or failed
 
     try:
-        while pending and failure is None:
+        while pending and failure is None and error is None:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             collect(done)
             if progress is not None:
@@ -401,11 +394,21 @@ def _run_pool(
         future.cancel()
     collect(wait(pending)[0])
     pool.shutdown(cancel_futures=True)
+    if error is not None:
+        raise error  # a worker failed other than by a write (a bug): not to be mistaken for a finished set
     return failure
 
 
-def _write_partial_manifest(out: Path, results: dict[int, _Result]) -> None:
-    """After a failure or Ctrl-C: a manifest of what was finished, if the disk still takes it."""
+def _keep_finished(out: Path, jobs: list[_Job], results: dict[int, _Result]) -> None:
+    """After a failure or Ctrl-C: a manifest of what was finished, if the disk still takes it.
+
+    A pair whose result never reached this process (a worker stopped between writing and reporting)
+    is not in the manifest, so it is removed: what is on disk is exactly what the manifest lists.
+    """
+    for job in jobs:
+        if job.index not in results:
+            for name in _paths(job):
+                (out / name).unlink(missing_ok=True)
     if not results:
         return
     # If the disk is full this fails too: the one error line is about the write that failed first.

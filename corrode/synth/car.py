@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from corrode.synthdata.bodies import BED, GLASS, PLASTIC, WELL, Body, Profile
-from corrode.synthdata.camera import Camera
-from corrode.synthdata.raster import Canvas
+from corrode.synth.bodies import BED, GLASS, PLASTIC, WELL, Body, Profile
+from corrode.synth.camera import Camera
+from corrode.synth.raster import Canvas
 
 LIGHT = np.array([0.35, 1.0, 0.45]) / np.linalg.norm([0.35, 1.0, 0.45])
 TYRE = (30.0, 30.0, 32.0)

@@ -9,19 +9,21 @@ paint looks, never which pixels are rust, so the masks and coverage are the same
 
 from __future__ import annotations
 
+import hashlib
+
 import cv2
 import numpy as np
 
-from corrode.synthdata.noise import fractal_noise
-from corrode.synthdata.raster import Canvas
-from corrode.synthdata.rust import rust_box, rust_fields
-from corrode.synthdata.textures import Texture, load_textures, sample_texture
+from corrode.synth.noise import fractal_noise
+from corrode.synth.raster import Canvas
+from corrode.synth.rust import rust_box, rust_fields
+from corrode.synth.textures import Texture, load_textures, sample_texture
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # Fresh oxide at a patch's advancing front, paint primer under a chipped edge, run-off stain.
 FRONT = np.array([176.0, 86.0, 34.0], np.float32)
 PRIMER = np.array([196.0, 192.0, 182.0], np.float32)
-STAIN = np.array([138.0, 66.0, 28.0], np.float32)
+STAIN = np.array([168.0, 98.0, 42.0], np.float32)
 # Patches get their own texture crop up to this many; smaller patches and pits share one.
 MAX_LAYERS = 8
 # Sizes in metres on the car (the canvas knows its pixels per metre).
@@ -32,7 +34,21 @@ STREAK_PATCH_METRES = 0.22  # patches at least this size squared drip run-off st
 STREAK_METRES = (0.15, 0.45)
 BLISTER_REACH_METRES = 0.035  # blisters sit within this distance of a patch's edge
 BLISTER_METRES = 0.008  # a blister's radius
-RIM_METRES = 0.008  # the chipped, lifted paint rim
+RIM_METRES = 0.006  # the chipped, lifted paint rim
+PATCH_METRES = 0.03  # smaller rust spots are pits: no rim, no blisters
+
+
+# Bit generators that can jump ahead without being advanced themselves.
+JUMPABLE = (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox)
+
+
+def _side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator independent of `rng`, made without taking a draw from it."""
+    bit_generator = rng.bit_generator
+    if isinstance(bit_generator, JUMPABLE):
+        return np.random.Generator(bit_generator.jumped())
+    digest = hashlib.sha256(repr(bit_generator.state).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -70,7 +86,7 @@ def paint_photo_rust(
         return
     (fy0, fy1, fx0, fx1), (fine, coarse, specks) = rust_fields(canvas, rust, rng)
     # Everything else this style draws comes from its own stream, leaving `rng` where flat leaves it.
-    local = np.random.Generator(rng.bit_generator.jumped())
+    local = _side_stream(rng)
     ppm = max(float(pixels_per_metre), 1.0)
     reach = max(3, round(ppm * BLISTER_REACH_METRES))
     longest = max(4, round(ppm * STREAK_METRES[1]))
@@ -111,8 +127,10 @@ def paint_photo_rust(
     colour = np.clip(colour * light[..., None], 0, 255)
 
     _streaks(region, rust, paint, labels, areas, alpha, light, ppm, local)
-    chipped = _rim(region, rust, paint, alpha, light, ppm, local)
-    _blisters(region, rust, paint & ~chipped, alpha, light, ppm, reach, local)
+    # Rims and blisters belong to patches; the lone pits ahead of a rust front are bare dots.
+    patches = rust & (areas >= (ppm * PATCH_METRES) ** 2)[labels]
+    chipped = _rim(region, patches, paint, alpha, light, ppm, local)
+    _blisters(region, patches, paint & ~chipped, alpha, light, ppm, reach, local)
     region[rust] = (colour * alpha[..., None])[rust]
 
 
@@ -188,7 +206,7 @@ def _streaks(
     seed_field = seeds.astype(np.float32) * strength[None, :].astype(np.float32)
     stain = cv2.filter2D(seed_field, -1, kernel, anchor=(0, length - 1), borderType=cv2.BORDER_CONSTANT)
     stain = cv2.GaussianBlur(np.clip(stain, 0, 1), (3, 1), 0)
-    weight = (0.45 * stain * paint)[..., None]
+    weight = (0.6 * stain * paint)[..., None]
     region *= 1 - weight
     region += (STAIN * light[..., None] * alpha[..., None]) * weight
 
@@ -207,8 +225,9 @@ def _rim(
     ring = (cv2.dilate(rust.astype(np.uint8), _disk(radius)) > 0) & paint
     chips = fractal_noise(rng, rust.shape, scale=max(ppm * 0.02, 2.0), octaves=2)
     ring &= chips > 0.35
+    # Lifted paint catches the light and shows primer at its broken edge.
     lifted = PRIMER * light[..., None] * alpha[..., None]
-    region[ring] = region[ring] * 0.45 + lifted[ring] * 0.55
+    region[ring] = np.minimum(region[ring] * 1.15, 255) * 0.6 + lifted[ring] * 0.4
     return ring
 
 
@@ -229,13 +248,16 @@ def _blisters(
         return
     edge = (cv2.dilate(rust.astype(np.uint8), _disk(1)) > 0) & ~rust
     count = min(int(np.count_nonzero(edge) * 0.02) + 1, 300)
-    picks = rng.choice(candidates, count)
+    # Most sit right at the edge, fewer further out.
+    distance = cv2.distanceTransform((~rust).astype(np.uint8), cv2.DIST_L2, 3).ravel()[candidates]
+    weights = np.exp(-3.0 * distance / reach)
+    picks = rng.choice(candidates, count, p=weights / weights.sum())
     ys, xs = np.divmod(picks, rust.shape[1])
     radii = np.maximum(1.0, ppm * BLISTER_METRES * rng.uniform(0.6, 1.5, count))
-    height = np.zeros(rust.shape, np.float32)
+    bumps = np.zeros(rust.shape, np.float32)
     for x, y, r in zip(xs, ys, radii, strict=True):
-        cv2.circle(height, (int(x), int(y)), int(round(r)), 1.0, -1, cv2.LINE_AA)
-    height = cv2.GaussianBlur(height, (0, 0), max(float(radii.mean()) * 0.5, 0.6))
+        cv2.circle(bumps, (int(x), int(y)), int(round(r)), 1.0, -1, cv2.LINE_AA)
+    height = cv2.GaussianBlur(bumps, (0, 0), max(float(radii.mean()) * 0.5, 0.6))
     # y grows downwards: a bump's upper side (height rising downwards) faces the light.
     slope = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 4
     relief = np.clip(1 + 1.5 * slope, 0.65, 1.4)[..., None]

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 
 from corrode import levels
-from corrode.synthdata.backgrounds import BACKGROUNDS, OUTDOOR, STUDIO, cast_shadow, make_background
-from corrode.synthdata.bodies import BODY_TYPES, make_body
-from corrode.synthdata.camera import Camera
-from corrode.synthdata.car import draw_car as paint_car
-from corrode.synthdata.photo_rust import paint_photo_rust
-from corrode.synthdata.raster import Canvas
-from corrode.synthdata.rust import grow_rust, paint_rust, target_fraction, weather_paint
+from corrode.synth.backgrounds import BACKGROUNDS, OUTDOOR, STUDIO, cast_shadow, make_background
+from corrode.synth.bodies import BODY_TYPES, make_body
+from corrode.synth.camera import Camera
+from corrode.synth.car import draw_car as paint_car
+from corrode.synth.photo_rust import paint_photo_rust
+from corrode.synth.raster import Canvas
+from corrode.synth.rust import grow_rust, paint_rust, target_fraction, weather_paint
 
 # Paint colours and how often they occur (bright blue is common on purpose: the paper saw blue cars
 # lose their colour in the GAN).

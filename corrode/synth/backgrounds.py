@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from corrode.synthdata.noise import fractal_noise
+from corrode.synth.noise import fractal_noise
 
 STUDIO = "studio"
 OUTDOOR: tuple[str, ...] = ("grass", "gravel", "asphalt", "foliage", "sky")
