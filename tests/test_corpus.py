@@ -326,11 +326,6 @@ def _skipped_names(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy to settle: train-classifier skips each bad file and trains on the rest, then exits 1 "
-    "as issue 15 asks ('the exit code is 1'); this test expects exit 0",
-)
 def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
     before = tree_digest(root)
@@ -346,12 +341,6 @@ def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy to settle: train-seg now skips every bad pair (truncated.jpg included, one line "
-    "each) and trains on the rest, then exits 1 as issue 15 asks ('the exit code is 1'); this test "
-    "expects exit 0",
-)
 def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
     before = tree_digest(root)
@@ -423,11 +412,6 @@ def test_evaluate_names_each_bad_file(level_data, tmp_path: Path) -> None:
 # --- issue 15's findings in other owners' commands ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train-gan owner: `--epochs 6` stops with 'decay_epochs must be between 0 and epochs (6), "
-    "got 100' (exit 2); the default should follow --epochs (half of it)",
-)
 def test_train_gan_short_run_needs_no_decay_flag(level_data, tmp_path: Path) -> None:
     root, _ = level_data
     args = ["train-gan", str(root / "levels"), "--out", str(tmp_path / "run"), "--epochs", "6"]
@@ -436,11 +420,6 @@ def test_train_gan_short_run_needs_no_decay_flag(level_data, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train-classifier owner: --size 32 with a last batch of one dies with a traceback "
-    "(ValueError: Expected more than 1 value per channel when training, BatchNorm on a 1x1 map)",
-)
 def test_train_classifier_small_size_is_refused_or_trains(tmp_path: Path) -> None:
     from corrode.synth import SynthConfig, synth
 

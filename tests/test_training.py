@@ -1,6 +1,6 @@
 """corrode.training through every trainer's CLI: TensorBoard events equal metrics.csv, a full disk during
-each checkpoint write, stray temporary files, SIGTERM and kill -9 against `python -m corrode`, and the
-trainer options' choices against the library's names."""
+each checkpoint write, the temporary files a kill leaves, and the trainer options' choices against the
+library's names."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import hashlib
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +18,6 @@ import torch
 from typer.testing import CliRunner
 
 from corrode import runs
-from corrode.checkpoint import load_state
 from corrode.cli import app
 
 runner = CliRunner()
@@ -303,115 +299,26 @@ def test_disk_full_during_a_checkpoint_names_the_file_and_keeps_the_last_one(
     assert stray_temporaries(run) == []
 
 
-# --- SIGTERM and kill -9 against `python -m corrode` -----------------------------------------------------
-
-# The GAN's tiny data set has 3 clean cars: 3 steps per epoch, a checkpoint every 2 steps as well.
-GAN_STEPS_PER_EPOCH, GAN_INTERVAL = 3, 2
-
-
-def long_args(name: str, root: Path) -> tuple[Path, list[str]]:
-    """A run of `name` long enough to be stopped in the middle."""
-    make_data, make_args, _ = TRAINERS[name]
-    run = root / "run"
-    if name == "train-gan":
-        return run, gan_args(make_data(root), run, 200, checkpoint_every=GAN_INTERVAL)
-    return run, make_args(make_data(root), run, 200)
+# --- what a kill in the middle of a write leaves ---------------------------------------------------------
+# (SIGTERM and kill -9 against `python -m corrode train-*` are tests/test_faults.py's
+# test_trainer_resumes_after_a_signal; the in-process SIGTERM/Ctrl-C resumes are in each trainer's tests.)
 
 
-@pytest.fixture
-def start():
-    """Start `python -m corrode ARGS` with stderr into a file; whatever is still running at the end
-    of the test is killed."""
-    started: list[subprocess.Popen] = []
-
-    def launch(args: list[str], log: Path) -> subprocess.Popen:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-        with log.open("w") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "corrode", "--quiet", *args],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=env,
-            )
-        started.append(process)
-        return process
-
-    yield launch
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def wait_until(
-    condition: Callable[[], bool], process: subprocess.Popen, log: Path, limit: float = 240
-) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"exited {process.returncode} early:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"nothing to interrupt after {limit} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-
-
-def finished(name: str, run: Path) -> int:
-    """Finished epochs (seg, classifier) or steps (GAN) in the run's state.pt."""
-    state = load_state(run / runs.STATE)
-    return int(state["step"] if name == "train-gan" else state["epoch"])
-
-
-def resume_to_next_epoch(name: str, run: Path, done: int) -> list[dict[str, str]]:
-    """`--resume` to the end of the epoch after `done`; returns metrics.csv after it."""
-    epochs = done // GAN_STEPS_PER_EPOCH + 1 if name == "train-gan" else done + 1
-    result = invoke([name, "--resume", str(run), "--epochs", str(epochs)])
+def test_resume_removes_the_temporary_files_of_an_interrupted_write(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert invoke(gan_args(gan_data(tmp_path), run, 1)).exit_code == 0
+    # atomic_path's names: `.<stem>.<8 random>.part<suffix>`; a user's own dot-file stays.
+    stray = [run / ".state.k9x2_abc.part.pt", run / ".metrics.q1w2e3r4.part.csv"]
+    stray.append(run / "samples" / ".epoch_002.zz99yy88.part.png")
+    for path in stray:
+        path.write_bytes(b"half written")
+    (run / ".notes.txt").write_text("mine")
+    assert len(stray_temporaries(run)) == 3
+    result = runner.invoke(app, ["train-gan", "--resume", str(run), "--epochs", "2"])
     assert result.exit_code == 0, result.output
-    rows = metric_rows(run)
-    step_column = TRAINERS[name][2]
-    expected = epochs * GAN_STEPS_PER_EPOCH if name == "train-gan" else epochs
-    assert [int(row[step_column]) for row in rows] == list(range(1, expected + 1))
-    return rows
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(TRAINERS))
-def test_sigterm_exits_143_and_resume_keeps_every_finished_step(name: str, tmp_path: Path, start) -> None:
-    run, args = long_args(name, tmp_path)
-    log = tmp_path / "stderr.txt"
-    process = start(args, log)
-    wait_until(lambda: len(metric_rows(run)) >= 1, process, log)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143, log.read_text()[-3000:]
-    assert "interrupted by SIGTERM" in log.read_text() and "--resume" in log.read_text()
-    assert stray_temporaries(run) == []
-    rows = metric_rows(run)
-    done = finished(name, run)
-    # Every logged step or epoch is in the state (the GAN checkpoints the step it stopped after;
-    # seg and classifier keep the batches of the epoch they stopped in).
-    assert len(rows) == done >= 1
-    after = resume_to_next_epoch(name, run, done)
-    assert after[:done] == rows
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(TRAINERS))
-def test_kill_9_loses_at_most_one_checkpoint_interval(name: str, tmp_path: Path, start) -> None:
-    run, args = long_args(name, tmp_path)
-    log = tmp_path / "stderr.txt"
-    process = start(args, log)
-    wait_until(lambda: len(metric_rows(run)) >= 2, process, log)
-    process.kill()
-    assert process.wait(timeout=60) == -signal.SIGKILL
-    rows = metric_rows(run)
-    done = finished(name, run)
-    interval = GAN_INTERVAL if name == "train-gan" else 1
-    assert 0 <= len(rows) - done <= interval, (len(rows), done)
-    # A kill in the middle of a write leaves atomic_path's temporary file: --resume clears them.
-    (run / ".state.k9x2_abc.part.pt").write_bytes(b"half a state")
-    (run / ".metrics.q1w2e3r4.part.csv").write_bytes(b"half a row")
-    after = resume_to_next_epoch(name, run, done)
-    assert after[:done] == rows[:done]
-    assert stray_temporaries(run) == []
+    assert "removed 3 temporary file(s) of an interrupted write" in result.stderr
+    assert stray_temporaries(run) == [] and (run / ".notes.txt").read_text() == "mine"
+    assert [int(row["step"]) for row in metric_rows(run)] == list(range(1, 7))
 
 
 # --- the options' choices are the library's names ---------------------------------------------------------
