@@ -304,6 +304,7 @@ def main() -> None:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 if "detail" in result:
                     details[size] = result
+                    print(f"  {label:6s} {size:7s} detail (high-frequency energy) {result['detail']:.3e}")
                 print(
                     f"  {label:6s} {size:7s} working side {result['side']:5d} px: "
                     f"wall {result['wall']:7.2f} s, cpu {result['cpu']:7.2f} s, "

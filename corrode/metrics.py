@@ -108,6 +108,71 @@ def classification_report(
     }
 
 
+def expected_calibration_error(probabilities: np.ndarray, true: Sequence[int], bins: int = 15) -> float:
+    """ECE of the top choice: sum over equal-width confidence bins of |accuracy - mean confidence|
+    weighted by the bin's share of the images (Guo et al. 2017; 15 bins as there).
+
+    `probabilities` is `(N, K)` (rows summing to 1), `true` the N class indices. A bin holds the
+    confidences in `(b / bins, (b + 1) / bins]`; 0 for a perfectly calibrated model, NaN for N = 0.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    true_array = np.asarray(true, dtype=np.int64).ravel()
+    if probabilities.ndim != 2 or probabilities.shape[0] != true_array.size:
+        raise ValueError(f"expected ({true_array.size}, K) probabilities, got {probabilities.shape}")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    if true_array.size == 0:
+        return float("nan")
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == true_array).astype(float)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    error = 0.0
+    for index in np.unique(which):
+        members = which == index
+        error += abs(correct[members].mean() - confidence[members].mean()) * members.mean()
+    return float(error)
+
+
+def fit_temperature(logits: np.ndarray, true: Sequence[int], low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature T in [`low`, `high`] that minimises the mean negative log-likelihood of
+    softmax(`logits` / T) for the `true` class indices (Guo et al. 2017's temperature scaling).
+
+    One parameter, so fitting it on a validation split hardly overfits; it rescales confidence and
+    leaves every argmax, so accuracy and recall do not move. The NLL is convex in 1 / T, so a golden-
+    section search over log T finds the minimum. 1.0 for N = 0.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    true_array = np.asarray(true, dtype=np.int64).ravel()
+    if logits.ndim != 2 or logits.shape[0] != true_array.size:
+        raise ValueError(f"expected ({true_array.size}, K) logits, got {logits.shape}")
+    if not 0 < low < high:
+        raise ValueError(f"expected 0 < low < high, got {low} and {high}")
+    if true_array.size == 0:
+        return 1.0
+    picked = logits[np.arange(true_array.size), true_array]
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        scaled = logits / np.exp(log_temperature)
+        peak = scaled.max(axis=1)
+        log_sum = peak + np.log(np.exp(scaled - peak[:, None]).sum(axis=1))
+        return float((log_sum - picked / np.exp(log_temperature)).mean())
+
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    left, right = np.log(low), np.log(high)
+    inner_left, inner_right = right - ratio * (right - left), left + ratio * (right - left)
+    value_left, value_right = negative_log_likelihood(inner_left), negative_log_likelihood(inner_right)
+    for _ in range(80):
+        if value_left <= value_right:
+            right, inner_right, value_right = inner_right, inner_left, value_left
+            inner_left = right - ratio * (right - left)
+            value_left = negative_log_likelihood(inner_left)
+        else:
+            left, inner_left, value_left = inner_left, inner_right, value_right
+            inner_right = left + ratio * (right - left)
+            value_right = negative_log_likelihood(inner_right)
+    return float(np.exp((left + right) / 2.0))
+
+
 def _json_float(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
@@ -337,3 +402,20 @@ def kernel_distance(
     finally:
         torch.set_rng_state(state)
     return float(mean), float(std)
+
+
+def rust_coherence(rust: np.ndarray) -> float:
+    """Mean share of each rust pixel's 8 neighbours that are rust too: near 1 for solid patches,
+    near 0 for isolated speckle (an image border counts as no rust). NaN without rust pixels."""
+    rust = np.asarray(rust, dtype=bool)
+    if not rust.any():
+        return float("nan")
+    padded = np.pad(rust, 1).astype(np.int32)
+    height, width = rust.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    return float(neighbours[rust].mean() / 8.0)

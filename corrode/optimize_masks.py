@@ -28,6 +28,7 @@ import numpy as np
 
 from corrode.config import require
 from corrode.errors import CorrodeError, FileError, UsageError
+from corrode.images import resolve_safely
 from corrode.masks import CONNECTIVITIES, MaskError, optimize_mask, threshold_probability
 
 MASKS_FOLDER = "masks"
@@ -198,14 +199,6 @@ def _write(item: Item, out: Path, image: np.ndarray, mask: np.ndarray) -> None:
         raise FileError(masked_path, f"cannot write ({exc.strerror or exc})") from exc
 
 
-def _resolved(path: Path) -> Path:
-    """`path.resolve()`, or its absolute form where links loop (reading it then says so, per file)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
 def _check_out(data: Path, out: Path) -> None:
     from corrode import levels
 
@@ -247,7 +240,7 @@ def optimize_masks(
 
         model = Segmenter.load(config.seg, config.device, batch_size=config.batch_size)
 
-    inputs = {_resolved(item.path) for item in items}
+    inputs = {resolve_safely(item.path) for item in items}
     claimed: dict[Path, Path] = {}
     result = OptimizeMasksResult(out)
 
@@ -261,7 +254,7 @@ def optimize_masks(
         for item in items[start : start + config.batch_size]:
             try:
                 masked_path, mask_path = output_paths(item, out)
-                if _resolved(masked_path) in inputs or _resolved(mask_path) in inputs:
+                if resolve_safely(masked_path) in inputs or resolve_safely(mask_path) in inputs:
                     raise FileError(item.path, f"its output {masked_path} would overwrite an input")
                 if masked_path in claimed:
                     raise FileError(

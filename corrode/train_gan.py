@@ -58,6 +58,12 @@ class TrainGanConfig:
     `crop_size` square per level (the CycleGAN reference's `resize_and_crop`, e.g. 286 -> 256), so
     the networks learn texture at a scale larger than fits whole; 0 trains on the whole image.
     Masks are applied when loading, so an image and its mask always share the crop box.
+    `attention_tv` / `attention_sparsity` (attention generators): weights of the total variation and
+    of the mean of the rust painters' attention maps, so rust comes in patches and the paint elsewhere
+    is left alone. `discriminator_norm`: none or spectral. `r1_weight`: gamma of an R1 penalty on
+    the discriminators' real inputs (gamma / 2 * |grad|^2). `nce_weight`: weight of a PatchNCE
+    loss between each clean car and its translation in the rust painter's own encoder features
+    (Park et al., 2020), 64 car patches per layer; with `cycle_weight` 0 it is CUT's one-sided objective.
     """
 
     data: Path
@@ -97,11 +103,16 @@ class TrainGanConfig:
     compile: bool = False
     threads: int = 0
     tensorboard: bool = False
+    attention_tv: float = 0.0
+    attention_sparsity: float = 0.0
+    discriminator_norm: str = "none"
+    r1_weight: float = 0.0
+    nce_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from corrode.gan.diffaugment import parse_policy
         from corrode.gan.losses import GAN_LOSSES, SCHEDULES
-        from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS, UPSAMPLES
+        from corrode.models.cyclegan import DISCRIMINATOR_NORMS, DISCRIMINATORS, GENERATORS, UPSAMPLES
 
         require(
             self.image_size >= 32 and self.image_size % 4 == 0,
@@ -144,6 +155,22 @@ class TrainGanConfig:
             self.base_channels >= 1 and self.residual_blocks >= 0 and self.discriminator_channels >= 1,
             "base_channels and discriminator_channels must be >= 1, residual_blocks >= 0",
         )
+        require(
+            min(self.attention_tv, self.attention_sparsity, self.r1_weight, self.nce_weight) >= 0,
+            "attention_tv, attention_sparsity, r1_weight and nce_weight must be >= 0",
+        )
+        require(
+            self.attention or (self.attention_tv == 0 and self.attention_sparsity == 0),
+            "attention_tv and attention_sparsity need attention generators (attention on)",
+        )
+        require(
+            self.discriminator_norm in DISCRIMINATOR_NORMS,
+            f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}",
+        )
+        require(
+            self.discriminator != "multiscale" or self.image_size >= 64,
+            f"the multiscale discriminator needs image_size >= 64, got {self.image_size}",
+        )
         try:
             parse_policy(self.diffaugment)
         except ValueError as exc:
@@ -164,6 +191,7 @@ class TrainGanConfig:
             upsample=self.upsample,
             discriminator=self.discriminator,
             discriminator_channels=self.discriminator_channels,
+            discriminator_norm=self.discriminator_norm,
         )
 
 
@@ -422,7 +450,14 @@ class GanTrainer:
     def train_step(self) -> dict[str, float]:
         import torch
 
-        from corrode.gan.losses import adversarial_loss, cycle_loss, identity_loss
+        from corrode.gan.losses import (
+            adversarial_loss,
+            cycle_loss,
+            identity_loss,
+            patch_nce,
+            r1_penalty,
+            total_variation,
+        )
         from corrode.models.cyclegan import mapping_key
 
         c, clean, rusty = self.config, self.clean, self.rusty
@@ -439,7 +474,7 @@ class GanTrainer:
         # Generators: the discriminators are judges only, so they are called unwrapped (no DDP sync).
         self.discriminators.requires_grad_(False)
         with self._autocast():
-            out = self.generator_pass(a, x, use_identity, c.cycle_noise)
+            out = self.generator_pass(a, x, use_identity, c.cycle_noise, c.nce_weight > 0)
             judged = self.discriminators(
                 {
                     **{level: self._augment(out[f"fake_{level}"]) for level in rusty},
@@ -465,6 +500,26 @@ class GanTrainer:
                 losses[f"identity_{mapping_key(level, clean)}"] = same_clean
                 weighted = same_clean if c.identity_mappings == "to-clean" else same + same_clean
                 total_g = total_g + c.identity_weight * lam * weighted
+            if c.attention_tv > 0 or c.attention_sparsity > 0:
+                attention = out[f"attention_{level}"]
+                car = (a.amax(1, keepdim=True) > -0.95).to(attention.dtype)
+                losses[f"attention_tv_{level}"] = total_variation(attention)
+                losses[f"attention_mean_{level}"] = (attention.float() * car).sum() / car.sum().clamp(min=1)
+                total_g = total_g + c.attention_tv * losses[f"attention_tv_{level}"]
+                total_g = total_g + c.attention_sparsity * losses[f"attention_mean_{level}"]
+            if c.nce_weight > 0:
+                car = a.amax(1, keepdim=True) > -0.95
+                layers = [key for key in out if key.startswith(f"nce_out_{level}_")]
+                nce = sum(
+                    patch_nce(
+                        out[key],
+                        out[key.replace("nce_out", "nce_in", 1)],
+                        where=torch.nn.functional.interpolate(car.float(), size=out[key].shape[-2:]) > 0.5,
+                    )
+                    for key in layers
+                ) / len(layers)
+                losses[f"nce_{level}"] = nce
+                total_g = total_g + c.nce_weight * nce
         with torch.no_grad():  # how much of each car the rust painters change: 0 means they paint nothing
             for level in rusty:
                 losses[f"changed_{mapping_key(clean, level)}"] = changed_share(out[f"fake_{level}"], a)
@@ -481,20 +536,26 @@ class GanTrainer:
         self.discriminators.requires_grad_(True)
         pooled = {level: self.pools[level].query(out[f"fake_{level}"].detach()) for level in rusty}
         pooled_back = [self.pools[clean].query(out[f"back_{level}"].detach()) for level in rusty]
+        real = {clean: a, **x}
+        if c.r1_weight > 0:
+            real = {level: images.detach().requires_grad_(True) for level, images in real.items()}
         with self._autocast():
             inputs = {
-                level: self._augment(torch.cat([x[level], pooled[level].to(x[level].dtype)]))
+                level: self._augment(torch.cat([real[level], pooled[level].to(x[level].dtype)]))
                 for level in rusty
             }
-            inputs[clean] = self._augment(torch.cat([a, *[b.to(a.dtype) for b in pooled_back]]))
+            inputs[clean] = self._augment(torch.cat([real[clean], *[b.to(a.dtype) for b in pooled_back]]))
             scores = self.discriminator_pass(inputs)
         total_d = torch.zeros((), device=self.device)
         for level in self.levels:
-            real, *fakes = scores[level].split(len(a))
+            real_scores, *fakes = scores[level].split(len(a))
             fake_loss = sum(adversarial_loss(f, False, c.gan_loss) for f in fakes) / len(fakes)
-            loss = 0.5 * (adversarial_loss(real, True, c.gan_loss) + fake_loss)
+            loss = 0.5 * (adversarial_loss(real_scores, True, c.gan_loss) + fake_loss)
             losses[f"disc_{level}"] = loss
             total_d = total_d + loss
+            if c.r1_weight > 0:
+                losses[f"r1_{level}"] = r1_penalty(real_scores, real[level])
+                total_d = total_d + 0.5 * c.r1_weight * losses[f"r1_{level}"]
         self.optimizer_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(total_d).backward()
         self.scaler_d.step(self.optimizer_d)

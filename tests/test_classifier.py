@@ -1,7 +1,8 @@
-"""The level classifier: ordinal head, training on a tiny set, resume, inference API and the CLI."""
+"""The level classifier: softmax head, training on a tiny set, resume, inference API and the CLI."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from corrode import levels
 from corrode.cli import app
 from corrode.errors import ConfigError, UsageError
-from corrode.models.classifier import ClassifierConfig, LevelClassifier, level_probabilities, ordinal_loss
+from corrode.models.classifier import ClassifierConfig, LevelClassifier, level_loss, level_probabilities
 from corrode.train_classifier import (
     TrainClassifierConfig,
     epoch_order,
@@ -93,29 +94,31 @@ def trained(tmp_path_factory) -> tuple[Path, Path, list[str]]:
 # --- the network ---------------------------------------------------------------------------------
 
 
-def test_ordinal_head_gives_probabilities():
+def test_head_gives_probabilities():
     torch.manual_seed(0)
     model = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
     logits = model(torch.rand(3, 3, 32, 32))
-    assert logits.shape == (3, 3)
+    assert logits.shape == (3, 4)
     probabilities = level_probabilities(logits)
     assert probabilities.shape == (3, 4)
     assert torch.all(probabilities >= 0)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(3))
-    thresholds = model.thresholds()
-    assert torch.all(thresholds[1:] < thresholds[:-1])
     assert model.features(torch.rand(2, 3, 32, 32)).shape == (2, model.num_features)
 
 
-def test_ordinal_loss_prefers_near_misses():
-    # A confident "mild" costs less for a true "none" than a confident "severe" does.
-    near = torch.tensor([[-4.0, -8.0, -12.0]]) + torch.tensor([[8.0, 0.0, 0.0]])
-    far = torch.tensor([[8.0, 8.0, 8.0]])
+def test_level_loss_known_answers():
     target = torch.tensor([0])
-    assert ordinal_loss(near, target) < ordinal_loss(far, target)
-    smoothed = ordinal_loss(torch.tensor([[-20.0, -20.0, -20.0]]), target, label_smoothing=0.2)
-    assert smoothed > ordinal_loss(torch.tensor([[-20.0, -20.0, -20.0]]), target)
-    weighted = ordinal_loss(far.repeat(2, 1), torch.tensor([0, 3]), sample_weights=torch.tensor([0.0, 1.0]))
+    uniform = torch.zeros(1, 4)
+    assert float(level_loss(uniform, target)) == pytest.approx(np.log(4))
+    confident = torch.tensor([[20.0, 0.0, 0.0, 0.0]])
+    assert float(level_loss(confident, target)) < 1e-6
+    # Smoothing keeps a confident right answer from costing nothing: the target is 0.925, 0.025 x 3.
+    assert float(level_loss(confident, target, label_smoothing=0.1)) == pytest.approx(0.075 * 20, rel=1e-3)
+    weighted = level_loss(
+        torch.tensor([[-9.0, 0.0, 0.0, 9.0]]).repeat(2, 1),
+        torch.tensor([0, 3]),
+        sample_weights=torch.tensor([0.0, 1.0]),
+    )
     assert weighted < 0.01
 
 
@@ -341,30 +344,136 @@ def test_augmentation_is_geometry_only():
     )
 
 
-def test_threshold_calibration_lowers_the_loss_and_keeps_the_order():
-    from corrode.train_classifier import calibrate_thresholds
+def test_batch_norm_recalibration_mixes_the_levels():
+    # Two levels told apart by brightness alone; a BatchNorm statistic computed on batches that each
+    # hold one level sees only that level's spread. Given sorted by level, the recalibration must still
+    # find the spread of the whole set.
+    from corrode.train_classifier import recalibrate_batch_norm
 
-    model = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
-    # A known score: 20 x the image's mean red value, far wider than the initial thresholds' spread.
-    model.features = lambda images: images.mean(dim=(2, 3))
-    model.score = torch.nn.Linear(3, 1, bias=False)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1, bias=False), torch.nn.BatchNorm2d(1))
     with torch.no_grad():
-        model.score.weight.copy_(torch.tensor([[20.0, 0.0, 0.0]]))
-    red = np.linspace(0, 255, 40).astype(np.uint8)
-    images = np.zeros((40, 3, 32, 32), np.uint8)
-    images[:, 0] = red[:, None, None]
-    labels = np.repeat(np.arange(4), 10)  # level rises with redness
-    x = torch.from_numpy(images).float() / 255
+        model[0].weight.fill_(1.0)
+    images = np.concatenate([np.full((32, 3, 4, 4), 40, np.uint8), np.full((32, 3, 4, 4), 200, np.uint8)])
+    recalibrate_batch_norm(model, images, device=torch.device("cpu"), batch_size=8)
+    values = torch.from_numpy(images).float().div(255).sum(1)
+    assert float(model[1].running_mean) == pytest.approx(float(values.mean()), rel=0.05)
+    assert float(model[1].running_var) > 0.5 * float(values.var())
 
-    def loss() -> float:
-        with torch.no_grad():
-            return float(ordinal_loss(model(x), torch.from_numpy(labels), label_smoothing=0.1))
 
-    before = loss()
-    calibrate_thresholds(model, images, labels, device=torch.device("cpu"), batch_size=8, label_smoothing=0.1)
-    assert loss() < before
-    thresholds = model.thresholds()
-    assert torch.all(thresholds[1:] < thresholds[:-1])
+def test_training_loss_falls_on_a_separable_set():
+    # The model, its loss and the trainer's optimizer on 16 fixed cars of four levels: the loss falls.
+    from corrode.train_classifier import build_optimizer
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    pairs = [draw_car(rng, level, size=32) for level in range(4) for _ in range(4)]
+    images = torch.from_numpy(np.stack([image for image, _ in pairs])).permute(0, 3, 1, 2).float() / 255
+    labels = torch.arange(4).repeat_interleave(4)
+    model = LevelClassifier(ClassifierConfig(width=0.25, size=32, dropout=0.0)).train()
+    optimizer = build_optimizer(model, tiny_config(None, Path("unused"), learning_rate=3e-3))
+    losses = []
+    for _ in range(25):
+        loss = level_loss(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_training_logs_the_calibration_error(trained):
+    _, run, lines = trained
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert all(0.0 <= float(row["ece"]) <= 1.0 for row in rows)
+    assert any("calibration error" in line for line in lines)
+
+
+def test_temperature_rescales_confidence_and_keeps_the_level():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32)).eval()
+    warm = LevelClassifier(ClassifierConfig(width=0.25, size=32, temperature=2.0)).eval()
+    warm.load_state_dict(plain.state_dict())
+    images = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
-        predicted = level_probabilities(model(x)).argmax(1).numpy()
-    assert (predicted == labels).mean() >= 0.9
+        torch.testing.assert_close(warm(images), plain(images) / 2.0)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(temperature=0.0)
+
+
+def test_training_saves_the_fitted_temperature(trained):
+    from corrode.checkpoint import read_model
+    from corrode.classification import Classifier
+
+    _, run, _ = trained
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    last = rows[-1]
+    assert float(last["temperature"]) > 0
+    assert 0.0 <= float(last["ece_uncalibrated"]) <= 1.0
+    config, _ = read_model(run / "model.safetensors", kind="classifier")
+    assert config["temperature"] == pytest.approx(float(last["temperature"]))
+    assert Classifier.load(run / "model.safetensors").model.config.temperature == pytest.approx(
+        float(last["temperature"])
+    )
+
+
+def test_local_features_join_the_pooled_features():
+    torch.manual_seed(0)
+    plain = LevelClassifier(ClassifierConfig(width=0.25, size=32))
+    local = LevelClassifier(ClassifierConfig(width=0.25, size=32, local_features=8)).eval()
+    assert local.num_features == plain.num_features + 2 * 8
+    images = torch.rand(2, 3, 32, 32)
+    assert local.features(images).shape == (2, local.num_features)
+    assert local(images).shape == (2, 4)
+    # Off, the network is MobileNetV2 alone: weights saved before the option existed still load.
+    assert not any(key.startswith("taps.") for key in plain.state_dict())
+    LevelClassifier(ClassifierConfig(width=0.25, size=32)).load_state_dict(plain.state_dict(), strict=True)
+    with pytest.raises(ConfigError):
+        ClassifierConfig(local_features=-1)
+
+
+def test_moving_average_of_the_weights():
+    from corrode.train_classifier import update_average
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    average = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        average.weight.zero_()
+    update_average(average, model, decay=0.5, step=100)  # late: the decay itself
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.5))
+    update_average(average, model, decay=0.999, step=0)  # first step: 1/10 kept, the weights taken
+    torch.testing.assert_close(average.weight, torch.full((1, 2), 0.95))
+
+
+def test_training_with_a_moving_average_saves_it(tmp_path):
+    from corrode.checkpoint import load_state, read_model
+
+    root = make_levels(tmp_path / "data")
+    run = train_classifier(tiny_config(root, tmp_path / "run", epochs=1, ema_decay=0.9))
+    state = load_state(run / "state.pt")
+    _, saved = read_model(run / "model.safetensors", kind="classifier")
+    key = "head.weight"
+    torch.testing.assert_close(saved[key], state["average"][key])
+    assert not torch.equal(state["average"][key], state["model"][key])
+
+
+def test_vertical_flips_only_turn_the_image():
+    from corrode.train_classifier import augment_batch
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 8, 8)
+    seen = set()
+    for _ in range(40):
+        moved = augment_batch(image, shift=0.0, zoom=0.0, vertical=True)
+        turns = {
+            turn: torch.allclose(moved, candidate, atol=1e-5)
+            for turn, candidate in {
+                "same": image,
+                "mirror": image.flip(3),
+                "upside": image.flip(2),
+                "both": image.flip(2).flip(3),
+            }.items()
+        }
+        assert sum(turns.values()) == 1
+        seen.update(turn for turn, hit in turns.items() if hit)
+    assert seen == {"same", "mirror", "upside", "both"}

@@ -414,9 +414,14 @@ def test_evaluate_names_each_bad_file(level_data, tmp_path: Path) -> None:
 
 def test_train_gan_short_run_needs_no_decay_flag(level_data, tmp_path: Path) -> None:
     root, _ = level_data
-    args = ["train-gan", str(root / "levels"), "--out", str(tmp_path / "run"), "--epochs", "6"]
+    run = tmp_path / "run"
+    args = ["train-gan", str(root / "levels"), "--out", str(run), "--epochs", "6", "--size", "32"]
+    args += ["--base-channels", "4", "--residual-blocks", "1", "--discriminator-channels", "4"]
+    args += ["--batch-size", "4", "--samples", "1", "--checkpoint-every", "0", "--device", "cpu"]
     result = runner.invoke(app, args)
     assert "decay_epochs" not in result.output, result.output
+    assert result.exit_code == 1, result.output  # the data set's bad files were skipped
+    assert (run / "model.safetensors").is_file()
 
 
 @pytest.mark.slow

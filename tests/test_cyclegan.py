@@ -10,6 +10,7 @@ from corrode.models.cyclegan import (
     Discriminator,
     GeneratorSet,
     MultiDomainCycleGAN,
+    MultiScaleDiscriminator,
     ResnetGenerator,
     count_parameters,
 )
@@ -166,3 +167,49 @@ def test_bad_model_configs() -> None:
         CycleGanConfig(upsample="bilinear-ish")
     with pytest.raises(ConfigError):
         CycleGanConfig(levels=("none",))
+
+
+def test_multiscale_discriminator_joins_both_scales() -> None:
+    scores = MultiScaleDiscriminator(channels=4)(torch.zeros(2, 3, 64, 64))
+    # PatchGAN at 64 px: 6x6; at 32 px: 2x2.
+    assert scores.shape == (2, 1, 36 + 4)
+    model = MultiDomainCycleGAN(CycleGanConfig(**TINY, discriminator="multiscale"))
+    assert isinstance(model.discriminators.judges["mild"], MultiScaleDiscriminator)
+
+
+def test_spectral_norm_bounds_every_discriminator_convolution() -> None:
+    torch.manual_seed(0)
+    judge = Discriminator("patch", channels=4, norm="spectral")
+    convs = [m for m in judge.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    for _ in range(20):  # power iterations settle in training mode
+        judge(torch.rand(1, 3, 64, 64))
+    judge.eval()
+    for conv in convs:
+        with torch.no_grad():
+            top = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
+        assert float(top) == pytest.approx(1.0, abs=0.05)
+    assert not any(
+        torch.nn.utils.parametrize.is_parametrized(m, "weight")
+        for m in Discriminator("patch", channels=4).modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )
+    with pytest.raises(ConfigError):
+        CycleGanConfig(discriminator_norm="batch")
+
+
+def test_attention_maps_come_with_the_translations() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    plain = ResnetGenerator(4, 1)
+    image, attention = plain.forward_with_map(x)
+    assert attention is None and torch.equal(image, plain(x))
+    for generator in ("separate", "shared"):
+        generators = GeneratorSet(CycleGanConfig(**TINY, attention=True, generator=generator))
+        out = generators(x, {"mild": x, "moderate": x, "severe": x})
+        attention = out["attention_mild"]
+        assert attention.shape == (2, 1, 32, 32) and 0 <= attention.min() <= attention.max() <= 1
+        translator = generators.shared or generators.translators["none_to_mild"]
+        condition = torch.full((2,), 1) if generators.shared is not None else None
+        assert torch.allclose(attention, translator.attention_map(x, condition), atol=1e-6)
+    assert "attention_mild" not in GeneratorSet(CycleGanConfig(**TINY))(x, {"mild": x})

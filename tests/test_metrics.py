@@ -178,3 +178,62 @@ def test_fast_fid_of_features_equals_torchmetrics():
     assert metrics.frechet_distance_of_features(many, many + 1.0) == pytest.approx(8.0, rel=1e-3)
     with pytest.raises(ValueError):
         metrics.frechet_distance_of_features(real[:1], fake)
+
+
+def test_expected_calibration_error_known_answers():
+    # Four images at confidence 0.9 (in bin 14 of 15), three right: |0.75 - 0.9| = 0.15 over all of them.
+    probabilities = np.array([[0.9, 0.1, 0.0, 0.0]] * 4)
+    assert metrics.expected_calibration_error(probabilities, [0, 0, 0, 1]) == pytest.approx(0.15)
+    # Two bins: confidence 1.0 and right (gap 0), confidence 0.5 and wrong (gap 0.5), half each: 0.25.
+    probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
+    assert metrics.expected_calibration_error(probabilities, [0, 1], bins=15) == pytest.approx(0.25)
+    # Perfectly calibrated: confidence 0.6 in five, three of them right.
+    probabilities = np.array([[0.6, 0.4]] * 5)
+    assert metrics.expected_calibration_error(probabilities, [0, 0, 0, 1, 1]) == pytest.approx(0.0)
+    # One bin holds everything: ECE is |accuracy - mean confidence|.
+    rng = np.random.default_rng(0)
+    raw = rng.random((50, 3))
+    probabilities = raw / raw.sum(1, keepdims=True)
+    true = rng.integers(0, 3, 50)
+    one_bin = abs((probabilities.argmax(1) == true).mean() - probabilities.max(1).mean())
+    assert metrics.expected_calibration_error(probabilities, true, bins=1) == pytest.approx(one_bin)
+
+
+def test_expected_calibration_error_bad_inputs():
+    assert np.isnan(metrics.expected_calibration_error(np.zeros((0, 4)), []))
+    with pytest.raises(ValueError):
+        metrics.expected_calibration_error(np.ones((3, 4)) / 4, [0, 1])
+    with pytest.raises(ValueError):
+        metrics.expected_calibration_error(np.ones((2, 4)) / 4, [0, 1], bins=0)
+
+
+def test_rust_coherence_tells_patches_from_speckle() -> None:
+    from corrode.metrics import rust_coherence
+
+    patch = np.zeros((8, 8), bool)
+    patch[2:5, 2:5] = True  # a 3x3 patch: the centre has 8 rust neighbours, edges 5, corners 3
+    assert rust_coherence(patch) == pytest.approx((8 + 4 * 5 + 4 * 3) / 9 / 8)
+    speckle = np.zeros((8, 8), bool)
+    speckle[::3, ::3] = True  # isolated dots
+    assert rust_coherence(speckle) == 0.0
+    assert np.isnan(rust_coherence(np.zeros((4, 4), bool)))
+
+
+def test_fit_temperature_recovers_the_scale_of_calibrated_logits():
+    from corrode.metrics import expected_calibration_error, fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3000, 4)) * 2
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    true = np.array([rng.choice(4, p=row) for row in probabilities])
+    # Logits drawn calibrated at T = 1, then made three times too confident: the fit undoes it.
+    assert fit_temperature(logits, true) == pytest.approx(1.0, abs=0.1)
+    temperature = fit_temperature(logits * 3, true)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    scaled = logits * 3 / temperature
+    calibrated = np.exp(scaled) / np.exp(scaled).sum(1, keepdims=True)
+    overconfident = np.exp(logits * 3) / np.exp(logits * 3).sum(1, keepdims=True)
+    assert expected_calibration_error(calibrated, true) < expected_calibration_error(overconfident, true)
+    assert fit_temperature(np.zeros((0, 4)), []) == 1.0
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((3, 4)), [0, 1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from dataclasses import replace
@@ -597,3 +598,113 @@ def test_crops_train_resume_exactly_and_cannot_change_on_resume(data: Path, tmp_
         assert {k: v for k, v in row_whole.items() if k != "seconds"} == {
             k: v for k, v in row_cut.items() if k != "seconds"
         }
+
+
+# ------------------------------------------------------------------ regularisers of the GAN study
+
+
+def test_total_variation_and_r1_known_answers() -> None:
+    from corrode.gan.losses import r1_penalty, total_variation
+
+    solid = torch.zeros(1, 1, 4, 4)
+    solid[..., :2] = 1.0  # one patch: a single vertical edge
+    speckle = torch.zeros(1, 1, 4, 4)
+    speckle[..., ::2, ::2] = 1.0
+    speckle[..., 1::2, 1::2] = 1.0  # a checkerboard of the same area
+    assert float(total_variation(torch.ones(1, 1, 4, 4))) == 0.0
+    assert float(total_variation(solid)) == pytest.approx(4 / 12)  # 4 of 12 horizontal pairs differ
+    assert float(total_variation(speckle)) == pytest.approx(2.0)
+    weights = torch.tensor([1.0, -2.0, 2.0]).view(1, 3, 1, 1)
+    real = torch.rand(2, 3, 4, 4, requires_grad=True)
+    scores = (real * weights).sum(1, keepdim=True)  # gradient = the weights at every pixel
+    assert float(r1_penalty(scores, real)) == pytest.approx(9.0 * 16)
+
+
+def test_study_options_are_validated(tmp_path: Path) -> None:
+    config = TrainGanConfig(data=tmp_path)
+    assert (config.attention_tv, config.attention_sparsity, config.r1_weight) == (0.0, 0.0, 0.0)
+    assert config.discriminator_norm == "none" and config.model_config().discriminator_norm == "none"
+    for bad in (
+        {"attention_tv": 1.0},  # no attention map to regularise
+        {"attention": True, "attention_sparsity": -1.0},
+        {"r1_weight": -0.1},
+        {"discriminator_norm": "layer"},
+        {"discriminator": "multiscale", "image_size": 32},
+    ):
+        with pytest.raises(ConfigError):
+            replace(config, **bad)
+
+
+def test_attention_regularisers_add_their_weighted_terms(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    totals = {}
+    for name, changes in {
+        "plain": {},
+        "regularised": {"attention_tv": 2.0, "attention_sparsity": 3.0},
+    }.items():
+        torch.manual_seed(0)
+        config = tiny(data, tmp_path / name, attention=True, **changes)
+        totals[name] = GanTrainer(config, images, CPU).train_step()
+    plain, regularised = totals["plain"], totals["regularised"]
+    rusty = ("mild", "moderate", "severe")
+    added = sum(
+        2.0 * regularised[f"attention_tv_{level}"] + 3.0 * regularised[f"attention_mean_{level}"]
+        for level in rusty
+    )
+    assert added > 0
+    assert regularised["gen_total"] - plain["gen_total"] == pytest.approx(added, rel=1e-4)
+    assert all(0 <= regularised[f"attention_mean_{level}"] <= 1 for level in rusty)
+    assert "attention_tv_mild" not in plain
+
+
+def test_r1_spectral_and_multiscale_discriminators_train(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 64)
+    for name, changes in {
+        "r1": {"r1_weight": 1.0},
+        "spectral": {"discriminator_norm": "spectral", "discriminator": "patch"},
+        "multiscale": {"discriminator": "multiscale"},
+    }.items():
+        torch.manual_seed(0)
+        trainer = GanTrainer(tiny(data, tmp_path / name, image_size=64, **changes), images, CPU)
+        before = {k: v.clone() for k, v in trainer.discriminators.state_dict().items()}
+        losses = trainer.train_step()
+        after = trainer.discriminators.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before), name
+        assert all(np.isfinite(v) for v in losses.values()), name
+        if name == "r1":
+            assert all(losses[f"r1_{level}"] > 0 for level in ("none", "mild", "moderate", "severe"))
+            penalties = sum(0.5 * losses[f"r1_{level}"] for level in ("none", "mild", "moderate", "severe"))
+            judged = sum(losses[f"disc_{level}"] for level in ("none", "mild", "moderate", "severe"))
+            assert losses["disc_total"] == pytest.approx(judged + penalties, rel=1e-4)
+
+
+def test_patch_nce_rewards_keeping_each_patch() -> None:
+    from corrode.gan.losses import patch_nce
+
+    torch.manual_seed(0)
+    seen = torch.randn(2, 16, 8, 8)
+    kept = patch_nce(seen, seen, patches=32, temperature=0.05)
+    shuffled = patch_nce(seen.flip(-1).flip(-2), seen, patches=32, temperature=0.05)
+    assert float(kept) < 0.05 < float(shuffled)
+    flat = torch.ones(1, 4, 4, 4)  # every patch alike: no better than chance
+    assert float(patch_nce(flat, flat, patches=16)) == pytest.approx(math.log(16), rel=1e-4)
+    where = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    where[..., :2, :2] = True  # only 4 positions allowed: 4 of 5 drawn patches come from them
+    assert float(patch_nce(flat, flat, patches=5, where=where)) == pytest.approx(math.log(5), rel=1e-4)
+
+
+def test_nce_weight_adds_patch_nce_per_level(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    torch.manual_seed(0)
+    trainer = GanTrainer(tiny(data, tmp_path / "nce", nce_weight=1.0, cycle_weight=0.0), images, CPU)
+    before = {k: v.clone() for k, v in trainer.generators.state_dict().items()}
+    losses = trainer.train_step()
+    assert all(0 < losses[f"nce_{level}"] < 10 for level in ("mild", "moderate", "severe"))
+    changed = [
+        not torch.equal(before[k], v)
+        for k, v in trainer.generators.state_dict().items()
+        if k.startswith("translators.none_to_mild")
+    ]
+    assert any(changed)
+    with pytest.raises(ConfigError):
+        tiny(data, tmp_path, nce_weight=-1.0)

@@ -29,7 +29,7 @@ register(
         config="corrode.train_classifier:TrainClassifierConfig",
         train="corrode.train_classifier:train_classifier",
         data_help="Level folders none/ mild/ moderate/ severe/ (masks in DATA_masks/), or a synth folder.",
-        doc="""Train the MobileNetV2 level classifier (ordinal head) on masked images in level folders.
+        doc="""Train the MobileNetV2 level classifier (softmax head) on masked images in level folders.
 
         Multi-GPU: torchrun --nproc-per-node N -m corrode train-classifier DATA --out runs/classifier
         """,
@@ -40,7 +40,7 @@ register(
             "epochs": Option(("--epochs",), "Total epochs."),
             "batch_size": Option(("--batch-size",), "Images per step."),
             "learning_rate": Option(("--lr", "--learning-rate"), "AdamW peak learning rate."),
-            "label_smoothing": Option(("--label-smoothing",), "Smoothing of the ordinal targets."),
+            "label_smoothing": Option(("--label-smoothing",), "Label smoothing of the targets."),
             "balance": Option(
                 ("--balance",),
                 "sampler (levels drawn equally often), weights (loss weights) or none.",

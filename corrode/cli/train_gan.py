@@ -10,7 +10,8 @@ from corrode.cli.training import Option, Trainer, register
 # Kept equal to the library's names by a test (importing them here would import torch for --help).
 GENERATORS = ("separate", "shared")
 UPSAMPLES = ("transposed", "resize")
-DISCRIMINATORS = ("paper", "patch")
+DISCRIMINATORS = ("paper", "patch", "multiscale")
+DISCRIMINATOR_NORMS = ("none", "spectral")
 GAN_LOSSES = ("lsgan", "log")
 SCHEDULES = ("constant", "linear", "cosine")
 IDENTITY_MAPPINGS = ("both", "to-clean")
@@ -88,7 +89,17 @@ register(
                 UPSAMPLES,
             ),
             "discriminator": Option(
-                ("--discriminator",), "paper (8x8 at 256 px) or patch (70x70 PatchGAN).", DISCRIMINATORS
+                ("--discriminator",),
+                "paper (8x8 at 256 px), patch (70x70 PatchGAN) or multiscale (PatchGANs at full, half size).",
+                DISCRIMINATORS,
+            ),
+            "discriminator_norm": Option(
+                ("--discriminator-norm",),
+                "Spectral normalisation of the discriminators' convolutions.",
+                DISCRIMINATOR_NORMS,
+            ),
+            "r1_weight": Option(
+                ("--r1",), "R1 penalty weight (gamma) on the discriminators' real inputs; 0 = off."
             ),
             "discriminator_channels": Option(("--discriminator-channels",), "Discriminator width."),
             "gan_loss": Option(("--gan-loss",), "lsgan, or log (the paper's).", GAN_LOSSES),
@@ -110,6 +121,17 @@ register(
                 ("--ema",), "Average the generators' weights with this decay (e.g. 0.999); 0 = off."
             ),
             "identity_weight": Option(("--identity",), "Identity loss weight, times lambda (0 = off)."),
+            "attention_tv": Option(
+                ("--attention-tv",),
+                "Total-variation weight on the attention maps (rust in patches); 0 = off.",
+            ),
+            "attention_sparsity": Option(
+                ("--attention-sparsity",), "Weight of the attention maps' mean (paint less); 0 = off."
+            ),
+            "nce_weight": Option(
+                ("--nce",),
+                "PatchNCE weight on the rust painters' encoder features (Park et al. 2020); 0 = off.",
+            ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(
                 ("--diffaugment",), "Discriminator-side augmentation: e.g. color,translation,cutout."

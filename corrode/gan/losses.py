@@ -62,3 +62,54 @@ def learning_rate_factor(step: int, total_steps: int, decay_steps: int) -> float
     if step < start:
         return 1.0
     return max(0.0, 1.0 - (step - start + 1) / (decay_steps + 1))
+
+
+def total_variation(maps: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (both directions) of `(B, C, H, W)` maps.
+
+    On an attention map it is small for a few solid patches and large for speckle of the same area.
+    """
+    maps = maps.float()
+    across = (maps[..., :, 1:] - maps[..., :, :-1]).abs().mean()
+    down = (maps[..., 1:, :] - maps[..., :-1, :]).abs().mean()
+    return across + down
+
+
+def r1_penalty(scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): mean over the batch of |d sum(D(real)) / d real|^2.
+
+    `real` must require grad and `scores` be computed from it; the graph is kept so the penalty
+    trains the discriminator.
+    """
+    (gradient,) = torch.autograd.grad(scores.float().sum(), real, create_graph=True)
+    return gradient.float().pow(2).flatten(1).sum(1).mean()
+
+
+def patch_nce(
+    made: torch.Tensor,
+    seen: torch.Tensor,
+    *,
+    patches: int = 64,
+    temperature: float = 0.07,
+    where: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """PatchNCE (Park et al., 2020) between feature maps `(B, C, h, w)` of an output and its input.
+
+    At `patches` random positions (drawn among `where`, a `(B, 1, h, w)` bool map, when given) the
+    output's feature must pick the input's feature at the same position out of all the drawn ones:
+    cross-entropy over cosine similarities / `temperature`. The features are not projected (no MLP
+    head), so the loss adds no parameters.
+    """
+    batch, channels, height, width = made.shape
+    weights = torch.ones(batch, height * width, device=made.device)
+    if where is not None:
+        weights = where.reshape(batch, -1).float() + 1e-6  # everywhere when a map is empty
+    count = min(patches, height * width)
+    chosen = torch.multinomial(weights.cpu(), count, replacement=False, generator=generator).to(made.device)
+    index = chosen[:, None, :].expand(batch, channels, count)
+    query = F.normalize(made.float().flatten(2).gather(2, index), dim=1)  # (B, C, P)
+    keys = F.normalize(seen.float().flatten(2).gather(2, index), dim=1)
+    logits = torch.bmm(query.transpose(1, 2), keys) / temperature  # (B, P, P): row p's positive is p
+    target = torch.arange(count, device=made.device).expand(batch, count)
+    return F.cross_entropy(logits.reshape(batch * count, count), target.reshape(-1))

@@ -15,7 +15,8 @@ from torch import nn
 
 GENERATORS = ("separate", "shared")
 UPSAMPLES = ("transposed", "resize")
-DISCRIMINATORS = ("paper", "patch")
+DISCRIMINATORS = ("paper", "patch", "multiscale")
+DISCRIMINATOR_NORMS = ("none", "spectral")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class CycleGanConfig:
     soft map of where it goes, keeping the input's pixels elsewhere. `upsample="resize"` swaps the
     generator's two transposed convolutions for nearest-neighbour upsampling + 3x3 convolution (same
     parameter count), which does not draw the transposed convolution's checkerboard.
+    `discriminator="multiscale"`: two PatchGANs, on the image and on it halved (pix2pixHD), so the
+    coarse one judges whole patches of rust; `discriminator_norm="spectral"` puts spectral
+    normalisation on every discriminator convolution (Miyato et al., 2018).
     """
 
     levels: tuple[str, ...] = ("none", "mild", "moderate", "severe")
@@ -37,6 +41,7 @@ class CycleGanConfig:
     upsample: str = "transposed"
     discriminator: str = "paper"
     discriminator_channels: int = 64
+    discriminator_norm: str = "none"
 
     def __post_init__(self) -> None:
         from corrode.errors import ConfigError
@@ -50,6 +55,11 @@ class CycleGanConfig:
         if self.discriminator not in DISCRIMINATORS:
             raise ConfigError(
                 f"discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
+            )
+        if self.discriminator_norm not in DISCRIMINATOR_NORMS:
+            raise ConfigError(
+                f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
+                f"got {self.discriminator_norm!r}"
             )
         if self.base_channels < 1 or self.discriminator_channels < 1 or self.residual_blocks < 0:
             raise ConfigError("channel counts must be >= 1 and residual_blocks >= 0")
@@ -196,11 +206,30 @@ class ResnetGenerator(nn.Module):
         return self.head(h)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_map(x, condition)[0]
+
+    def forward_with_map(
+        self, x: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The translation and, for an attention generator, its `(B, 1, H, W)` map (else None)."""
         out = self.raw(x, condition)
         if not self.attention:
-            return torch.tanh(out)
+            return torch.tanh(out), None
         mask = torch.sigmoid(out[:, 3:])
-        return mask * torch.tanh(out[:, :3]) + (1 - mask) * x
+        return mask * torch.tanh(out[:, :3]) + (1 - mask) * x, mask
+
+    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Encoder features for PatchNCE: after the stem, both downsamplings and the middle residual block."""
+        h = self.stem(x, condition)
+        features = [h]
+        for layer in self.down:
+            h = layer(h, condition)
+            features.append(h)
+        for layer in self.blocks[: (len(self.blocks) + 1) // 2]:
+            h = layer(h, condition)
+        if self.blocks:
+            features.append(h)
+        return features
 
     def attention_map(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """`(B, 1, H, W)` in [0, 1]: where an attention generator paints (for figures and tests)."""
@@ -236,14 +265,48 @@ class Discriminator(nn.Module):
     conv (8x8 at 256 px). `kind="patch"`: the 70x70 PatchGAN, strides 2,2,2,1,1 (30x30 at 256 px).
     """
 
-    def __init__(self, kind: str = "paper", channels: int = 64) -> None:
+    def __init__(self, kind: str = "paper", channels: int = 64, norm: str = "none") -> None:
         super().__init__()
         strides = {"paper": PAPER_STRIDES, "patch": PATCH_STRIDES}[kind]
         self.layers = _discriminator_layers(channels, strides)
         init_weights(self)
+        if norm == "spectral":
+            _spectral(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+def _spectral(module: nn.Module) -> None:
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for layer in list(module.modules()):
+        if isinstance(layer, nn.Conv2d):
+            spectral_norm(layer)
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """Two PatchGANs, on the image and on it average-pooled to half size (pix2pixHD, Wang et al. 2018).
+
+    Returns `(B, 1, N)`: both scales' scores flattened and joined, so losses and batch splits treat
+    it like one discriminator. Needs images of at least 64 px (the coarse one's norms need 2x2 maps).
+    """
+
+    def __init__(self, channels: int = 64, norm: str = "none") -> None:
+        super().__init__()
+        self.scales = nn.ModuleList([Discriminator("patch", channels, norm) for _ in range(2)])
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fine = self.scales[0](x)
+        coarse = self.scales[1](self.pool(x))
+        return torch.cat([fine.flatten(2), coarse.flatten(2)], dim=2)
+
+
+def make_discriminator(kind: str, channels: int, norm: str = "none") -> nn.Module:
+    if kind == "multiscale":
+        return MultiScaleDiscriminator(channels, norm)
+    return Discriminator(kind, channels, norm)
 
 
 class GeneratorSet(nn.Module):
@@ -276,11 +339,17 @@ class GeneratorSet(nn.Module):
 
     def translate_many(self, jobs: list[tuple[torch.Tensor, str, str]]) -> list[torch.Tensor]:
         """Run several (images, source, target) translations; the shared generator does them in one batch."""
+        return [image for image, _ in self.translate_many_with_maps(jobs)]
+
+    def translate_many_with_maps(
+        self, jobs: list[tuple[torch.Tensor, str, str]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """As `translate_many`, each translation with its attention map (None without attention)."""
         for _, source, target in jobs:
             if (source, target) not in self.config.mappings():
                 raise KeyError(f"no generator maps {source} to {target}")
         if self.shared is None:
-            return [self.translators[mapping_key(s, t)](images) for images, s, t in jobs]
+            return [self.translators[mapping_key(s, t)].forward_with_map(images) for images, s, t in jobs]
         batch = torch.cat([images for images, _, _ in jobs])
         condition = torch.cat(
             [
@@ -290,7 +359,21 @@ class GeneratorSet(nn.Module):
                 for images, _, t in jobs
             ]
         )
-        return list(self.shared(batch, condition).split([len(images) for images, _, _ in jobs]))
+        sizes = [len(images) for images, _, _ in jobs]
+        image, attention = self.shared.forward_with_map(batch, condition)
+        maps = attention.split(sizes) if attention is not None else [None] * len(jobs)
+        return list(zip(image.split(sizes), maps, strict=True))
+
+    def encode(self, images: torch.Tensor, source: str, target: str) -> list[torch.Tensor]:
+        """The encoder features of the generator for (source, target) on `images` (see ResnetGenerator)."""
+        if (source, target) not in self.config.mappings():
+            raise KeyError(f"no generator maps {source} to {target}")
+        if self.shared is None:
+            return self.translators[mapping_key(source, target)].encode(images)
+        condition = torch.full(
+            (len(images),), self.config.levels.index(target), dtype=torch.long, device=images.device
+        )
+        return self.shared.encode(images, condition)
 
     def forward(
         self,
@@ -298,6 +381,7 @@ class GeneratorSet(nn.Module):
         rusty: dict[str, torch.Tensor],
         identity: bool = False,
         cycle_noise: float = 0.0,
+        features: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The images one training step needs, for clean batch `a` and a batch `x[L]` per rusty level L.
 
@@ -306,13 +390,16 @@ class GeneratorSet(nn.Module):
         G[L->A](a). `cycle_noise` > 0 adds Gaussian noise of that standard deviation to `fake_L`
         and `back_L` before they are translated back, so the round trip cannot lean on a faint
         pattern hidden in the translation (CycleGAN's steganography: Chu et al., 2017; the noise
-        defence: Bashkirova et al., 2019).
+        defence: Bashkirova et al., 2019). With attention generators, `attention_L` is the map of
+        G[A->L](a): where the rust painter paints. With `features`, `nce_in_L_k` and `nce_out_L_k` are
+        the k-th encoder features of G[A->L] on `a` and on `fake_L` (PatchNCE, Park et al. 2020).
         """
         a, levels = self.config.clean, list(rusty)
         first = [(clean, a, level) for level in levels] + [(rusty[level], level, a) for level in levels]
         if identity:
             first += [(rusty[level], a, level) for level in levels] + [(clean, level, a) for level in levels]
-        outputs = self.translate_many(first)
+        with_maps = self.translate_many_with_maps(first)
+        outputs = [image for image, _ in with_maps]
         fakes = dict(zip(levels, outputs[: len(levels)], strict=True))
         backs = dict(zip(levels, outputs[len(levels) : 2 * len(levels)], strict=True))
 
@@ -329,6 +416,14 @@ class GeneratorSet(nn.Module):
             result[f"back_{level}"] = backs[level]
             result[f"rec_clean_{level}"] = recs[i]
             result[f"rec_{level}"] = recs[len(levels) + i]
+            attention = with_maps[i][1]
+            if attention is not None:
+                result[f"attention_{level}"] = attention
+            if features:
+                pairs = zip(self.encode(clean, a, level), self.encode(fakes[level], a, level), strict=True)
+                for k, (seen, made) in enumerate(pairs):
+                    result[f"nce_in_{level}_{k}"] = seen
+                    result[f"nce_out_{level}_{k}"] = made
             if identity:
                 result[f"same_{level}"] = outputs[2 * len(levels) + i]
                 result[f"same_clean_{level}"] = outputs[3 * len(levels) + i]
@@ -342,7 +437,9 @@ class DiscriminatorSet(nn.Module):
         super().__init__()
         self.judges = nn.ModuleDict(
             {
-                level: Discriminator(config.discriminator, config.discriminator_channels)
+                level: make_discriminator(
+                    config.discriminator, config.discriminator_channels, config.discriminator_norm
+                )
                 for level in config.levels
             }
         )

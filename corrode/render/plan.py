@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from corrode import levels
 from corrode.batch import Outcome, collect_inputs, output_path, previous_outputs
 from corrode.errors import UsageError
-from corrode.images import ImageError
+from corrode.images import ImageError, resolve_safely
 from corrode.render.config import GRID_TAG, RenderConfig
 
 if TYPE_CHECKING:
@@ -65,14 +65,6 @@ def plan_outputs(cfg: RenderConfig, path: Path, single_input: bool) -> dict[str,
     }
 
 
-def resolved(path: Path) -> Path:
-    """`path.resolve()`, or its absolute form where links loop (reading it then says so, per file)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
 def _same_dir(path: Path, cfg: RenderConfig) -> bool:
     return cfg.out_dir is not None and path.parent.resolve() == cfg.out_dir.resolve()
 
@@ -92,7 +84,7 @@ def plan(cfg: RenderConfig, *, stdin: TextIO | None = None, context: DistContext
         raise UsageError(f"{what} takes exactly one input photo, got {len(inputs)}; use --out-dir for many")
     if cfg.timeline is not None and set(cfg.level_names) != set(levels.RUSTY_NAMES):
         raise UsageError("--timeline shows every level: use it with --level all")
-    protected = {resolved(p) for p in inputs}
+    protected = {resolve_safely(p) for p in inputs}
     single_input = len(inputs) == 1
     jobs = [Job(i, p, plan_outputs(cfg, p, single_input)) for i, p in enumerate(inputs)]
     if context is not None:
@@ -101,7 +93,7 @@ def plan(cfg: RenderConfig, *, stdin: TextIO | None = None, context: DistContext
         jobs = shard(jobs, context)
     result = Plan(inputs=len(jobs), single_input=single_input)
     for job in jobs:
-        clash = [p for p in job.outputs.values() if resolved(p) in protected]
+        clash = [p for p in job.outputs.values() if resolve_safely(p) in protected]
         if clash:
             message = f"{job.path}: output {clash[0]} would overwrite an input"
             result.known.append(Outcome(job.path, clash[0], None, "failed", message))
