@@ -342,7 +342,7 @@ def _choices(command_name: str) -> dict[str, tuple[str, ...]]:
 def test_trainer_choices_are_the_library_constants() -> None:
     from corrode import device, train_classifier, train_gan
     from corrode.gan.losses import GAN_LOSSES, SCHEDULES
-    from corrode.models.cyclegan import DISCRIMINATORS, GENERATORS, UPSAMPLES
+    from corrode.models.cyclegan import DISCRIMINATOR_NORMS, DISCRIMINATORS, GENERATORS, UPSAMPLES
 
     common = {"--device": device.DEVICES, "--precision": device.PRECISIONS}
     expected = {
@@ -353,6 +353,7 @@ def test_trainer_choices_are_the_library_constants() -> None:
             "--generator": GENERATORS,
             "--upsample": UPSAMPLES,
             "--discriminator": DISCRIMINATORS,
+            "--discriminator-norm": DISCRIMINATOR_NORMS,
             "--gan-loss": GAN_LOSSES,
             "--lambda-schedule": SCHEDULES,
             "--identity-mappings": train_gan.IDENTITY_MAPPINGS,
