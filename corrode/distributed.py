@@ -90,14 +90,16 @@ def session(device_name: str = "auto") -> Iterator[DistContext]:
         teardown(context)
 
 
-def wrap(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
-    """`model` under DistributedDataParallel when there are several ranks; `model` itself otherwise."""
-    if not context.enabled:
-        return model
-    device = context.device
-    return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None
-    )
+def wrap(model: torch.nn.Module, context: DistContext, *, compile: bool = False) -> torch.nn.Module:
+    """`model` under DistributedDataParallel when there are several ranks (`model` itself otherwise),
+    then under `torch.compile` when asked. Weights are saved from the plain module (checkpoint.unwrap)."""
+    wrapped = model
+    if context.enabled:
+        device = context.device
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return torch.compile(wrapped) if compile else wrapped
 
 
 def gather_to_main(value: dict, context: DistContext) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -13,6 +14,15 @@ WEIGHTS = "model.safetensors"
 BEST_WEIGHTS = "best.safetensors"
 STATE = "state.pt"
 METRICS = "metrics.csv"
+# What corrode.images.atomic_path names its temporary file (mkstemp: 8 random characters).
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.part(\.[^.]+)?$")
+
+
+def stray_temporaries(directory: str | Path) -> list[Path]:
+    """Temporary files that a write killed half-way (kill -9, power loss) left in a run folder."""
+    directory = Path(directory)
+    found = [p for p in directory.rglob(".*") if p.is_file() and TEMPORARY.match(p.name)]
+    return sorted(found)
 
 
 class MetricsLog:

@@ -85,6 +85,7 @@ class TrainClassifierConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
+    compile: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -462,7 +463,7 @@ class _ClassifierTraining:
         else:
             checkpoint.load_weights(model, state["model"], run.dir / runs.STATE)
         self.model = prepare(model, device)
-        self.network = wrap(self.model, self.context)
+        self.network = wrap(self.model, self.context, compile=config.compile)
         # The exponential moving average of the weights (ema_decay > 0) is what is validated and saved.
         self.average: torch.nn.Module | None = None
         if config.ema_decay > 0:

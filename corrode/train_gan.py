@@ -54,6 +54,10 @@ class TrainGanConfig:
     `decay_epochs`: the learning rate stays at `learning_rate`, then falls linearly to zero over
     the last `decay_epochs` epochs (None: half of `epochs`, the paper's 100 of 200).
     `diffaugment`: comma-separated subset of color,translation,cutout.
+    `crop_size`: images are loaded at `image_size` and each step trains on one random
+    `crop_size` square per level (the CycleGAN reference's `resize_and_crop`, e.g. 286 -> 256), so
+    the networks learn texture at a scale larger than fits whole; 0 trains on the whole image.
+    Masks are applied when loading, so an image and its mask always share the crop box.
     `attention_tv` / `attention_sparsity` (attention generators): weights of the total variation and
     of the mean of the rust painters' attention maps, so rust comes in patches and the paint elsewhere
     is left alone. `discriminator_norm`: none or spectral. `r1_weight`: gamma of an R1 penalty on
@@ -66,6 +70,7 @@ class TrainGanConfig:
     out: Path = Path("runs/gan")
     masks: Path | None = None
     image_size: int = 256
+    crop_size: int = 0
     batch_size: int = 1
     epochs: int = 200
     decay_epochs: int | None = None
@@ -113,6 +118,11 @@ class TrainGanConfig:
             self.image_size >= 32 and self.image_size % 4 == 0,
             f"image_size must be a multiple of 4 (the generator halves it twice) and >= 32 (the "
             f"discriminators' instance norms need 2x2 maps), got {self.image_size}",
+        )
+        require(
+            self.crop_size == 0 or (32 <= self.crop_size <= self.image_size and self.crop_size % 4 == 0),
+            f"crop_size must be 0 (no crop) or a multiple of 4 from 32 up to the load size "
+            f"({self.image_size}), got {self.crop_size}",
         )
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -307,6 +317,17 @@ def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Te
     return update
 
 
+def random_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """One random `size` x `size` window of `(B, C, H, W)` images, the same box for the whole batch,
+    drawn from torch's global RNG (saved in the training state, so a resumed run draws the same)."""
+    import torch
+
+    height, width = images.shape[-2:]
+    top = int(torch.randint(0, height - size + 1, ()))
+    left = int(torch.randint(0, width - size + 1, ()))
+    return images[..., top : top + size, left : left + size]
+
+
 def changed_share(translated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """Share of car pixels (not the black background) where some channel moved by more than
     `CHANGED_THRESHOLD`; `(B, 3, H, W)` images in [-1, 1]. Tracks whether a generator paints rust."""
@@ -406,7 +427,10 @@ class GanTrainer:
         from corrode.device import to_device
 
         indices = self.samplers[level].next()
-        batch = self.images[level][indices].float() / 127.5 - 1.0
+        batch = self.images[level][indices]
+        if self.config.crop_size:
+            batch = random_crop(batch, self.config.crop_size)
+        batch = batch.float() / 127.5 - 1.0
         if self.config.flip:
             flips = torch.rand(len(indices)) < 0.5
             batch[flips] = batch[flips].flip(-1)
@@ -632,6 +656,7 @@ def gan_model_metadata(trainer: GanTrainer) -> dict[str, Any]:
     return {
         "model": to_dict(trainer.model_config),
         "image_size": trainer.config.image_size,
+        "crop_size": trainer.config.crop_size,
         "step": trainer.step,
         "epoch": trainer.step // trainer.steps_per_epoch,
     }
@@ -765,6 +790,10 @@ class _GanRun:
         from corrode import distributed
 
         trainer, run, config = self.trainer, self.run, self.config
+        if not run.resumed:
+            # From here on state.pt always holds a whole step, so a kill at any moment leaves a run
+            # that --resume continues (a fresh start would refuse the folder once it holds metrics).
+            run.save_state(trainer.state_dict())
         started = time.perf_counter()
         while trainer.step < trainer.total_steps:
             values = trainer.train_step()

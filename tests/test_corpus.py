@@ -341,12 +341,6 @@ def test_train_classifier_skips_each_bad_file_and_trains(level_data, tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train-seg owner: its pre-check reads headers only (train_seg.py, image_size), so "
-    "carvana/train/truncated.jpg passes it; the first epoch then stops with "
-    "'error: .../truncated.jpg: truncated or corrupt image data', exit 1, no model written",
-)
 def test_train_seg_skips_each_bad_pair_and_trains(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
     before = tree_digest(root)
@@ -382,8 +376,8 @@ def test_optimize_masks_names_each_bad_file(level_data, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="train-gan owner: refuses up front listing every bad file (22 lines, good), but exits 2 "
-    "(usage error) where a bad input file exits 1",
+    reason="policy to settle: train-gan skips each bad image with one line, trains on the rest and "
+    "exits 1 (the trainers' one policy); this test expects a refusal up front with nothing written",
 )
 def test_train_gan_refuses_with_the_full_list(level_data, tmp_path: Path) -> None:
     root, mixed = level_data
@@ -431,11 +425,6 @@ def test_train_gan_short_run_needs_no_decay_flag(level_data, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="train-classifier owner: --size 32 with a last batch of one dies with a traceback "
-    "(ValueError: Expected more than 1 value per channel when training, BatchNorm on a 1x1 map)",
-)
 def test_train_classifier_small_size_is_refused_or_trains(tmp_path: Path) -> None:
     from corrode.synth import SynthConfig, synth
 

@@ -369,15 +369,7 @@ SIGNAL_CASES = [
     for command in TRAINERS
     for sig, name, marks in (
         (signal.SIGKILL, "kill9", ()),
-        (
-            signal.SIGTERM,
-            "sigterm",
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"{command} owner: no SIGTERM handler yet: the process dies with -15 (no "
-                "resumable state for the step in progress, no exit 143)",
-            ),
-        ),
+        (signal.SIGTERM, "sigterm", ()),
     )
 ]
 

@@ -333,6 +333,7 @@ def test_run_folder_holds_everything(data: Path, tmp_path: Path) -> None:
         train_gan(tiny(data, tmp_path / "run"))
 
 
+@pytest.mark.slow  # two runs of two epochs
 def test_resume_equals_uninterrupted_training(data: Path, tmp_path: Path) -> None:
     options = {
         "identity_weight": 0.5,
@@ -412,6 +413,7 @@ def _ddp_worker(rank: int, world: int, ports: tuple[int, int], data: str, out: s
     train_gan(config)  # the whole loop under DDP: rank 0 writes the run folder
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
@@ -424,6 +426,47 @@ def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     rows = MetricsLog(out / "metrics.csv").rows()
     assert len(rows) == 2 * 3  # 5 clean images / (batch 1 x 2 ranks) -> 3 steps per epoch
     assert (out / "model.safetensors").exists() and (out / "samples" / "epoch_002.png").exists()
+
+
+def _ddp_resume_worker(rank: int, world: int, ports: tuple[int, ...], data: str, root: str) -> None:
+    os.environ.update(
+        {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1"}
+    )
+    torch.set_num_threads(1)
+    options = {"identity_weight": 0.5, "diffaugment": "color,translation", "ema": 0.9, "image_size": 40}
+    options["crop_size"] = 32
+
+    def interrupt(step: int, total: int, losses: dict) -> None:
+        if step == 2:  # mid-epoch 1 (3 steps of 2 ranks x 1); only rank 0 reports, so only it stops
+            raise KeyboardInterrupt
+
+    os.environ["MASTER_PORT"] = str(ports[0])
+    train_gan(tiny(Path(data), Path(root) / "straight", **options))
+    os.environ["MASTER_PORT"] = str(ports[1])
+    cut = Path(root) / "cut"
+    try:
+        train_gan(tiny(Path(data), cut, **options), progress=interrupt)
+    except Interrupted:
+        pass
+    else:
+        raise AssertionError(f"rank {rank} was not stopped")
+    os.environ["MASTER_PORT"] = str(ports[2])
+    train_gan(tiny(Path(data), cut, **options), resume=cut)
+
+
+@pytest.mark.slow
+def test_ddp_mid_epoch_resume_equals_a_straight_run(data: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    ports = (*_free_ports(), *_free_ports()[:1])
+    mp.spawn(_ddp_resume_worker, args=(2, ports, str(data), str(tmp_path)), nprocs=2, join=True)
+    straight = MetricsLog(tmp_path / "straight" / "metrics.csv").rows()
+    resumed = MetricsLog(tmp_path / "cut" / "metrics.csv").rows()
+    assert len(straight) == len(resumed) == 2 * 3
+    for a, b in zip(straight, resumed, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -492,6 +535,69 @@ def test_cli_bad_inputs(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "preset" in result.output
     result = CliRunner().invoke(app, ["train-gan", "--resume", str(tmp_path / "nothing")])
     assert result.exit_code == 2
+
+
+# ------------------------------------------------------------------------------ --load-size / --crop-size
+
+
+def test_crop_size_is_validated_against_the_load_size(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"crop_size .* up to the load size \(32\), got 36"):
+        tiny(data, tmp_path / "r", crop_size=36)
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        tiny(data, tmp_path / "r", image_size=40, crop_size=34)
+    result = CliRunner().invoke(app, ["train-gan", str(data), "--load-size", "32", "--crop-size", "40"])
+    assert result.exit_code == 2 and "crop_size" in result.output and "Traceback" not in result.output
+
+
+def test_crops_are_windows_of_the_loaded_images_drawn_per_level_and_step(data: Path, tmp_path: Path) -> None:
+    config = tiny(data, tmp_path / "r", image_size=40, crop_size=32, flip=False)
+    images, _ = load_levels(data, 40)
+    trainer = GanTrainer(config, images, CPU)
+    boxes = set()
+    for _ in range(6):
+        batch = trainer._batch("mild")
+        assert batch.shape == (1, 3, 32, 32)
+        index = trainer.samplers["mild"].order[trainer.samplers["mild"].position - 1]
+        source = images["mild"][index].float() / 127.5 - 1.0
+        found = [
+            (top, left)
+            for top in range(9)
+            for left in range(9)
+            if torch.equal(source[:, top : top + 32, left : left + 32], batch[0])
+        ]
+        assert found, "the crop is not a window of the loaded image"
+        boxes.add(found[0])
+    assert len(boxes) > 1  # a new box each step
+    # Without a crop the batch is the whole loaded image, as before crops existed.
+    whole = GanTrainer(tiny(data, tmp_path / "w", image_size=40, flip=False), images, CPU)
+    assert whole._batch("none").shape == (1, 3, 40, 40)
+
+
+@pytest.mark.slow  # two runs of two epochs
+def test_crops_train_resume_exactly_and_cannot_change_on_resume(data: Path, tmp_path: Path) -> None:
+    options = {"image_size": 40, "crop_size": 32, "checkpoint_every": 3}
+    whole = train_gan(tiny(data, tmp_path / "whole", **options))
+    grid = np.asarray(Image.open(whole / "samples" / "epoch_002.png"))
+    assert grid.size > 0  # sample grids translate the whole 40 px image (fully convolutional)
+    config, _ = read_model(whole / "model.safetensors", kind="gan")
+    assert (config["image_size"], config["crop_size"]) == (40, 32)
+
+    def interrupt(step: int, total: int, losses: dict) -> None:
+        if step == 4:
+            raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        train_gan(tiny(data, cut, **options), progress=interrupt)
+    with pytest.raises(ConfigError, match="crop_size 32 -> 0"):
+        train_gan(tiny(data, cut, **{**options, "crop_size": 0}), resume=cut)
+    train_gan(tiny(data, cut, **options), resume=cut)
+    expected, got = MetricsLog(whole / "metrics.csv").rows(), MetricsLog(cut / "metrics.csv").rows()
+    assert len(got) == len(expected) == 10
+    for row_whole, row_cut in zip(expected, got, strict=True):
+        assert {k: v for k, v in row_whole.items() if k != "seconds"} == {
+            k: v for k, v in row_cut.items() if k != "seconds"
+        }
 
 
 # ------------------------------------------------------------------ regularisers of the GAN study

@@ -173,32 +173,6 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def run_config(config_class: Any, *, resume: Any, config_file: Any, given: dict[str, Any]) -> Any:
-    """A training config from (in order of precedence) the options given, the resumed run's
-    config.json or a --config file, and the class defaults. Options left at None are not given.
-    """
-    import dataclasses
-    from pathlib import Path
-
-    from corrode.config import load_config
-    from corrode.errors import UsageError
-    from corrode.runs import CONFIG
-
-    if resume is not None and config_file is not None:
-        raise UsageError("--resume takes the run's own config.json; drop --config")
-    if resume is not None:
-        base = load_config(config_class, Path(resume) / CONFIG)
-    elif config_file is not None:
-        base = load_config(config_class, config_file)
-    else:
-        base = config_class()
-    given = {key: value for key, value in given.items() if value is not None}
-    if resume is not None and given.get("out") not in (None, resume):
-        warn(f"--out {given['out']} ignored: a resumed run keeps writing into {resume}")
-        del given["out"]
-    return dataclasses.replace(base, resume=resume, **{k: v for k, v in given.items() if k != "resume"})
-
-
 def progress_enabled() -> bool:
     return not settings.quiet and console.is_terminal
 

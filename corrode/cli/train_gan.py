@@ -58,7 +58,15 @@ register(
         presets_from="corrode.train_gan:PRESETS",
         options={
             "masks": Option(("--masks",), "Masks folder (<level>/<stem>.png) to apply on the fly."),
-            "image_size": Option(("--size",), "Square training size, multiple of 4."),
+            "image_size": Option(
+                ("--size", "--load-size"), "Square size the images are loaded at, multiple of 4."
+            ),
+            "crop_size": Option(
+                ("--crop-size",),
+                "Train on one random square of this size per level and step, cut from the images "
+                "loaded at --load-size (0: the whole image; the reference crops 256 of 286). Sample "
+                "grids translate the whole loaded image.",
+            ),
             "batch_size": Option(("--batch-size",), "Images per level per step."),
             "epochs": Option(("--epochs",), "Epochs (passes over the largest level)."),
             "decay_epochs": Option(
@@ -133,7 +141,6 @@ register(
             "checkpoint_every": Option(
                 ("--checkpoint-every",), "Steps between checkpoints (and every epoch end)."
             ),
-            "compile": Option(("--compile/--no-compile",), "torch.compile."),
         },
         summary=_summary,
         on_step=_on_step,

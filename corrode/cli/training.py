@@ -47,6 +47,7 @@ COMMON: dict[str, Option] = {
     "device": Option(("--device",), "Where to train.", DEVICES),
     "precision": Option(("--precision",), "Autocast precision (auto: bf16/fp16 where it helps).", PRECISIONS),
     "threads": Option(("--threads",), "CPU threads for torch (0: torch's default)."),
+    "compile": Option(("--compile/--no-compile",), "torch.compile the training network."),
     "tensorboard": Option(
         ("--tensorboard/--no-tensorboard",),
         "Also write metrics (and sample grids) as TensorBoard events in the run folder "

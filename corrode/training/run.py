@@ -202,6 +202,10 @@ def open_run(
     from corrode import checkpoint
 
     reporter = reporter or Reporter()
+    if getattr(config, "tensorboard", False) and context.is_main:
+        from corrode.training.tensorboard import check_available
+
+        check_available()  # before anything is written
     directory = Path(resume) if resume is not None else Path(config.out)
     config = dataclasses.replace(config, out=directory)
     state: dict[str, Any] | None = None
@@ -234,13 +238,22 @@ def open_run(
             )
     tensorboard = None
     if context.is_main:
+        if resume is not None:
+            stray = runs.stray_temporaries(directory)
+            for path in stray:
+                path.unlink(missing_ok=True)
+            if stray:
+                names = ", ".join(str(p.relative_to(directory)) for p in stray)
+                reporter.note(
+                    f"{directory}: removed {len(stray)} temporary file(s) of an interrupted write ({names})"
+                )
         directory.mkdir(parents=True, exist_ok=True)
         with _naming(directory / runs.CONFIG):
             save_config(config, directory / runs.CONFIG)
         if getattr(config, "tensorboard", False):
             from corrode.training.tensorboard import TensorBoardLog
 
-            tensorboard = TensorBoardLog(directory)
+            tensorboard = TensorBoardLog(directory, resumed=resume is not None)
     if getattr(config, "threads", 0):
         import torch
 
