@@ -48,6 +48,9 @@ SPLIT = "split.json"
 BALANCES = ("sampler", "weights", "none")
 # Calibration error bins (Guo et al. 2017 use 15).
 CALIBRATION_BINS = 15
+# Training images whose statistics BatchNorm is recalibrated on before each validation: 256 (16
+# batches of 16) cost a fifth of the epoch where all 960 of a 1,200-image set cost a third.
+RECALIBRATION_IMAGES = 256
 
 
 @dataclass(frozen=True)
@@ -610,7 +613,7 @@ class _ClassifierTraining:
         # Every rank holds all images and draws the same subset, so these give identical results
         # on every rank and the ranks stay in step without a broadcast.
         shuffled = np.random.default_rng([config.seed, self.epoch, 7]).permutation(self.train_indices)
-        subset = np.sort(shuffled[:1024])
+        subset = np.sort(shuffled[:RECALIBRATION_IMAGES])
         recalibrate_batch_norm(
             self.evaluated, data.images[subset], device=self.device, batch_size=config.batch_size
         )
