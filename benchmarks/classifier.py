@@ -64,6 +64,8 @@ def overrides_from(pairs: list[str]) -> dict[str, object]:
         kind = type(defaults[name])
         if kind is bool:
             values[name] = text.lower() in ("1", "true", "yes", "on")
+        elif kind is tuple:
+            values[name] = tuple(int(part) for part in text.split(","))
         elif kind in (int, float, str):
             values[name] = kind(text)
         else:

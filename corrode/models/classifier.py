@@ -26,7 +26,6 @@ from corrode.config import require
 # Inputs are [0, 1] RGB; MobileNetV2's ImageNet weights expect these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LOCAL_TAPS = (3, 6)
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,18 @@ class ClassifierConfig:
 
     `width` is MobileNetV2's width multiplier (1.0 is the standard one; ImageNet weights exist only
     for it). `size` is the square side the model is trained and run at.
+
+    `temperature` divides the logits (temperature scaling, Guo et al. 2017): training runs at 1, fits
+    it on the validation split after every epoch, and the weights files carry the fitted value, so
+    `classify`, `evaluate` and the GAN's judge read calibrated probabilities; it never changes which
+    level wins.
+
+    `local_features` (0: off, MobileNetV2 alone) adds that many channels from each block in
+    `local_taps` (MobileNetV2's feature blocks; 1, 3 and 6 end the stride 2, 4 and 8 stages: 32, 16
+    and 8 px maps at 64 px), each a 1x1 convolution, BatchNorm and ReLU on the block's output,
+    averaged over the image and joined to the final features. The level is the share of the car's
+    pixels that are rust, which local detectors averaged over the image measure directly, where the
+    last stage's 2x2 map at 64 px sees whole cars and learns their shapes.
     """
 
     width: float = 1.0
@@ -43,6 +54,7 @@ class ClassifierConfig:
     dropout: float = 0.2
     temperature: float = 1.0
     local_features: int = 0
+    local_taps: tuple[int, ...] = (3, 6)
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
@@ -51,6 +63,10 @@ class ClassifierConfig:
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
         require(self.local_features >= 0, f"local_features must be >= 0, got {self.local_features}")
+        require(
+            len(set(self.local_taps)) == len(self.local_taps) and all(0 <= t <= 17 for t in self.local_taps),
+            f"local_taps must be distinct MobileNetV2 block indices 0..17, got {self.local_taps}",
+        )
 
 
 class LevelClassifier(nn.Module):
@@ -64,17 +80,16 @@ class LevelClassifier(nn.Module):
         backbone = mobilenet_v2(weights=None, width_mult=self.config.width)
         self.encoder = backbone.features
         self.num_features = int(backbone.last_channel)
-        # Early stages tapped for local features: MobileNetV2's blocks 3 (stride 4) and 6 (stride 8).
         self.taps = nn.ModuleDict()
         if self.config.local_features:
-            for index in LOCAL_TAPS:
+            for index in sorted(self.config.local_taps):
                 channels = int(self.encoder[index].out_channels)
                 self.taps[str(index)] = nn.Sequential(
                     nn.Conv2d(channels, self.config.local_features, 1, bias=False),
                     nn.BatchNorm2d(self.config.local_features),
                     nn.ReLU(inplace=True),
                 )
-            self.num_features += len(LOCAL_TAPS) * self.config.local_features
+            self.num_features += len(self.taps) * self.config.local_features
         self.dropout = nn.Dropout(self.config.dropout)
         self.head = nn.Linear(self.num_features, self.config.num_levels)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
