@@ -286,7 +286,7 @@ def test_disk_full_during_a_checkpoint_names_the_file_and_keeps_the_last_one(
     assert result.exit_code == 1, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert f"{run / target}: could not write (No space left on device)" in lines[0]
+    assert f"{run / target}: cannot write (no space left on device)" in lines[0]
     assert "Traceback" not in result.output
     assert stray_temporaries(run) == []
     assert digest(run / runs.STATE) == state_before  # the last state is whole and unchanged

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from corrode import runs
 from corrode.config import save_config, to_dict
-from corrode.errors import ConfigError, FileError, UsageError
+from corrode.errors import ConfigError, UsageError, WriteError, write_reason
 from corrode.training.interrupt import Interrupted, StopSignals, signal_name
 from corrode.training.reporter import Reporter
 from corrode.training.seeding import seed_everything
@@ -117,12 +117,12 @@ class Run:
     # --- writing, in the one order: weights, metrics, state
     @contextmanager
     def writing(self, path: Path) -> Iterator[Path]:
-        """A write that fails with an OSError (a full disk) becomes one FileError naming `path`;
+        """A write that fails with an OSError (a full disk) becomes one WriteError naming `path`;
         the atomic helpers have already removed their temporary file and kept the previous one."""
         try:
             yield path
         except OSError as exc:
-            raise FileError(path, f"could not write ({exc.strerror or exc})") from exc
+            raise WriteError(path, write_reason(exc)) from exc
 
     def save_weights(self, path: Path, model: torch.nn.Module, *, kind: str, config: dict[str, Any]) -> None:
         from corrode import checkpoint
@@ -274,7 +274,7 @@ def _naming(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise FileError(path, f"could not write ({exc.strerror or exc})") from exc
+        raise WriteError(path, write_reason(exc)) from exc
 
 
 __all__ = ["RESUMABLE", "Run", "open_run", "resume_differences", "seed_everything"]
