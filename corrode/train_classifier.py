@@ -402,10 +402,7 @@ def train_classifier(
     with distributed.session(config.device) as context:
         run = open_run(config, kind="train-classifier", context=context, reporter=reporter, resume=resume)
         with run:
-            try:
-                return _ClassifierTraining(run).fit()
-            finally:
-                run.reporter.close()
+            return _ClassifierTraining(run).fit()
 
 
 class _ClassifierTraining:

@@ -283,10 +283,7 @@ def train_seg(
             config, kind="train-seg", context=context, reporter=reporter, resume=resume, required=STATE_KEYS
         )
         with run:
-            try:
-                return _SegTraining(run).fit()
-            finally:
-                run.reporter.close()
+            return _SegTraining(run).fit()
 
 
 class _SegTraining:

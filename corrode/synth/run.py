@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import io
 import shutil
 from collections.abc import Callable
@@ -17,7 +16,7 @@ import numpy as np
 
 from corrode import levels
 from corrode.config import require, save_config
-from corrode.errors import FileError, UsageError
+from corrode.errors import FileError, UsageError, write_reason
 from corrode.images import atomic_write_text, write_image, write_mask
 from corrode.manifest import MANIFEST, MANIFEST_COLUMNS
 from corrode.synth.scene import RUST_STYLES, draw_scene
@@ -194,10 +193,6 @@ class _WriteFailure(Exception):
 _Result = tuple[int, dict[str, str], "np.ndarray | None"]
 
 
-def _reason(exc: OSError) -> str:
-    return "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-
-
 def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result:
     from corrode.synth.backgrounds import STUDIO
 
@@ -225,7 +220,7 @@ def _draw_and_write(job: _Job, out: Path, size: int, rust_style: str) -> _Result
         for path in (out / file, out / mask):
             path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _WriteFailure(str(target), f"cannot write: {_reason(exc)}") from exc
+            raise _WriteFailure(str(target), f"cannot write: {write_reason(exc)}") from exc
         raise
     row = {
         "file": file,
@@ -323,7 +318,7 @@ def synth(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) 
             target = out / PREVIEW
             _write_preview(target, jobs, kept)
     except OSError as exc:
-        raise FileError(target, f"cannot write: {_reason(exc)}") from exc
+        raise FileError(target, f"cannot write: {write_reason(exc)}") from exc
     return out
 
 

@@ -184,6 +184,7 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.signals.__exit__(*exc)
+        self.reporter.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
 
