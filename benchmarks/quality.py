@@ -58,6 +58,8 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_multiscale": ("recommended", {"discriminator": "multiscale"}, 0.0),
     "recommended_late_decay": ("recommended", {}, 0.3),
     "recommended_nce": ("recommended", {"nce_weight": 1.0}, 0.0),
+    "recommended_resize": ("recommended", {"upsample": "resize"}, 0.0),
+    "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
 }
 
 
@@ -468,25 +470,11 @@ def main() -> None:
             f"unknown configuration(s) {', '.join(unknown)}: expected some of {', '.join(STUDY)}"
         )
     args.work.mkdir(parents=True, exist_ok=True)
-    print(
-        f"device {args.device}, torch threads {torch.get_num_threads()}, "
-        f"{args.clock} clock, budget {args.budget} s"
-    )
-    data = args.data or draw_data(args.work, args.size, args.seed)
-    classifier = Classifier.load(args.classifier or judge(args.work, data, args), device=args.device)
-    held_path = args.held_out or args.work / f"held_out_{args.size}px.npz"
-    held = held_out_cars(held_path, args.size, args.eval_images, args.real_images, args.seed)
-    measure = Measure(held, classifier)
-    print(
-        "judge on held-out real cars: "
-        + ", ".join(f"{lv} {acc:.2f}" for lv, acc in measure.real_accuracy.items())
-        + "; real rust coherence: "
-        + ", ".join(f"{lv} {c:.2f}" for lv, c in measure.real_coherence.items())
-    )
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        saved = args.work / name / "result.json"
-        if args.report:
+    if args.report:
+        # Train and measure nothing: each configuration's saved result says how it was run.
+        for name in names:
+            saved = args.work / name / "result.json"
             if saved.is_file():
                 result = json.loads(saved.read_text())
                 if args.at is not None:
@@ -494,22 +482,48 @@ def main() -> None:
                     result["budget"] = min(result["budget"], args.at)
                 if result["points"]:
                     results[name] = result
-            continue
-        if saved.is_file() and not args.fresh:
-            result = json.loads(saved.read_text())
-            if (result["clock"], result["budget"]) == (args.clock, args.budget):
-                results[name] = result
-                continue
-        results[name] = run_one(name, data, measure, args)
+        judge_on_real = next((r["judge_on_real"] for r in results.values() if "judge_on_real" in r), None)
+    else:
+        print(
+            f"device {args.device}, torch threads {torch.get_num_threads()}, "
+            f"{args.clock} clock, budget {args.budget} s"
+        )
+        data = args.data or draw_data(args.work, args.size, args.seed)
+        judge_run = Path(args.classifier) if args.classifier else judge(args.work, data, args)
+        classifier = Classifier.load(judge_run, device=args.device)
+        held_path = args.held_out or args.work / f"held_out_{args.size}px.npz"
+        held = held_out_cars(held_path, args.size, args.eval_images, args.real_images, args.seed)
+        measure = Measure(held, classifier)
+        judge_on_real = measure.real_accuracy
+        print(
+            "judge on held-out real cars: "
+            + ", ".join(f"{lv} {acc:.2f}" for lv, acc in measure.real_accuracy.items())
+            + "; real rust coherence: "
+            + ", ".join(f"{lv} {c:.2f}" for lv, c in measure.real_coherence.items())
+        )
+        for name in names:
+            saved = args.work / name / "result.json"
+            if saved.is_file() and not args.fresh:
+                result = json.loads(saved.read_text())
+                if (result["clock"], result["budget"]) == (args.clock, args.budget):
+                    results[name] = result
+                    continue
+            results[name] = run_one(name, data, measure, args)
+            results[name].update(judge=str(judge_run), judge_on_real=judge_on_real)
+            (args.work / name / "result.json").write_text(json.dumps(results[name], indent=1) + "\n")
 
     if not results:
         print(f"no results in {args.work} for {', '.join(names)}")
         return
     print()
-    print(
-        f"{args.clock} clock, {args.budget:.0f} s per configuration, {args.threads} thread(s); "
-        f"accuracy by the judge in {args.classifier or args.work / 'judge'}"
-    )
+    for result in results.values():
+        judge_text = result.get("judge", "(not recorded)")
+        print(
+            f"{result['config']}: {result['clock']} clock, {result['budget']:.0f} s, "
+            f"{result.get('threads', '?')} thread(s), judge {judge_text}"
+        )
+    if judge_on_real is not None:
+        print("judge on held-out real cars: " + ", ".join(f"{lv} {a:.2f}" for lv, a in judge_on_real.items()))
     print(
         "| configuration | budget | steps | accuracy (mild / moderate / severe) "
         "| colour shift at each evaluation "
@@ -527,16 +541,15 @@ def main() -> None:
             + ratio(
                 goal_time(results["paper"]["points"]),
                 goal_time(results["recommended"]["points"]),
-                args.budget,
+                min(results["paper"]["budget"], results["recommended"]["budget"]),
             )
         )
     figure = write_curves(results, args.work / "curves.png")
     summary = {
         "arguments": {k: str(v) for k, v in vars(args).items()},
-        "judge_on_real": measure.real_accuracy,
+        "judge_on_real": judge_on_real,
+        "results": results,
     }
-    summary["real_coherence"] = measure.real_coherence
-    summary["results"] = results
     (args.work / "results.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print(
         f"curves: {figure}; grids: {args.work}/<configuration>/grid.png; "

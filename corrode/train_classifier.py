@@ -76,6 +76,7 @@ class TrainClassifierConfig:
     dropout: float = 0.0
     local_features: int = 64
     local_taps: tuple[int, ...] = (3, 6)
+    pooling: str = "car"
     epochs: int = 18
     batch_size: int = 16
     learning_rate: float = 5e-3
@@ -123,6 +124,7 @@ class TrainClassifierConfig:
             dropout=self.dropout,
             local_features=self.local_features,
             local_taps=self.local_taps,
+            pooling=self.pooling,
         )
 
 

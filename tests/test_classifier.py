@@ -429,3 +429,34 @@ def test_local_features_join_the_pooled_features():
     LevelClassifier(ClassifierConfig(width=0.25, size=32)).load_state_dict(plain.state_dict(), strict=True)
     with pytest.raises(ConfigError):
         ClassifierConfig(local_features=-1)
+
+
+def test_car_pooling_averages_over_the_car_only():
+    torch.manual_seed(0)
+    image_pooled = LevelClassifier(ClassifierConfig(width=0.25, size=64, local_features=8)).eval()
+    car_pooled = LevelClassifier(
+        ClassifierConfig(width=0.25, size=64, local_features=8, pooling="car")
+    ).eval()
+    car_pooled.load_state_dict(image_pooled.state_dict(), strict=True)  # the option adds no weights
+    with torch.no_grad():
+        # A car that fills the frame has no background: both poolings are the same average.
+        full = torch.rand(2, 3, 64, 64) * 0.9 + 0.05
+        assert torch.allclose(image_pooled.features(full), car_pooled.features(full), atol=1e-5)
+        # The same texture on a small car: the rust share of the car is what the car average keeps.
+        small = torch.zeros(2, 3, 64, 64)
+        small[:, :, 16:48, 16:48] = full[:, :, 16:48, 16:48]
+        tap = car_pooled.features(small)[:, -8:]
+        maps = car_pooled.taps["6"](car_pooled.encoder[:7]((small - car_pooled.mean) / car_pooled.std))
+        weights = torch.nn.functional.adaptive_avg_pool2d(
+            (small.amax(1, keepdim=True) > 0).float(), maps.shape[2:]
+        )
+        expected = (maps * weights).sum((2, 3)) / weights.sum((2, 3))
+        assert torch.allclose(tap, expected, atol=1e-5)
+        assert not torch.allclose(tap, maps.mean((2, 3)), atol=1e-3)
+        # No car at all: finite features, not a division by zero.
+        assert torch.isfinite(car_pooled.features(torch.zeros(1, 3, 64, 64))).all()
+    # Weights saved before the option existed carry no `pooling`: they read as image pooling.
+    assert ClassifierConfig().pooling == "image"
+    assert TrainClassifierConfig(data=Path("x")).model_config().pooling == "car"
+    with pytest.raises(ConfigError):
+        ClassifierConfig(pooling="mean")

@@ -34,7 +34,8 @@ def demo_command(
         gan_task = None
 
         def stage(name: str) -> None:
-            note(f"  {name} ({time.perf_counter() - started:.0f} s)")
+            # The time since the demo began, not this stage's length (the summary line gives those).
+            note(f"  {name} (starts at {time.perf_counter() - started:.0f} s)")
 
         def gan_progress(step: int, total: int, values: dict[str, float]) -> None:
             nonlocal gan_task

@@ -26,6 +26,7 @@ from corrode.config import require
 # Inputs are [0, 1] RGB; MobileNetV2's ImageNet weights expect these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLINGS = ("image", "car")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class ClassifierConfig:
     averaged over the image and joined to the final features. The level is the share of the car's
     pixels that are rust, which local detectors averaged over the image measure directly, where the
     last stage's 2x2 map at 64 px sees whole cars and learns their shapes.
+
+    `pooling`: `image` averages every map over the whole image; `car` averages it over the car only
+    (the cells weighted by the share of their pixels that are not black background, which is how
+    masked images come), so the pooled local features measure the share of the car's pixels that
+    are rust, not that share times how much of the picture the car fills. Weights saved before this
+    option existed read as `image`.
     """
 
     width: float = 1.0
@@ -55,6 +62,7 @@ class ClassifierConfig:
     temperature: float = 1.0
     local_features: int = 0
     local_taps: tuple[int, ...] = (3, 6)
+    pooling: str = "image"
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
@@ -62,6 +70,9 @@ class ClassifierConfig:
         require(self.num_levels >= 2, f"num_levels must be at least 2, got {self.num_levels}")
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
+        require(
+            self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+        )
         require(self.local_features >= 0, f"local_features must be >= 0, got {self.local_features}")
         require(
             len(set(self.local_taps)) == len(self.local_taps) and all(0 <= t <= 17 for t in self.local_taps),
@@ -97,15 +108,23 @@ class LevelClassifier(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, num_features): the pooled penultimate layer."""
+        car = (images.amax(1, keepdim=True) > 0).to(images.dtype) if self.config.pooling == "car" else None
+
+        def pool(maps: torch.Tensor) -> torch.Tensor:
+            if car is None:
+                return functional.adaptive_avg_pool2d(maps, 1).flatten(1)
+            weights = functional.adaptive_avg_pool2d(car, maps.shape[2:]).to(maps.dtype)
+            return (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+
         x = (images - self.mean) / self.std
         if not self.taps:
-            return functional.adaptive_avg_pool2d(self.encoder(x), 1).flatten(1)
+            return pool(self.encoder(x))
         pooled = []
         for index, block in enumerate(self.encoder):
             x = block(x)
             if str(index) in self.taps:
-                pooled.append(functional.adaptive_avg_pool2d(self.taps[str(index)](x), 1).flatten(1))
-        return torch.cat([functional.adaptive_avg_pool2d(x, 1).flatten(1), *pooled], dim=1)
+                pooled.append(pool(self.taps[str(index)](x)))
+        return torch.cat([pool(x), *pooled], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.dropout(self.features(images)))
