@@ -60,6 +60,8 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_nce": ("recommended", {"nce_weight": 1.0}, 0.0),
     "recommended_resize": ("recommended", {"upsample": "resize"}, 0.0),
     "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
+    "recommended_level": ("recommended", {"level_weight": 1.0}, 0.0),
+    "recommended_resize_level": ("recommended", {"upsample": "resize", "level_weight": 1.0}, 0.0),
 }
 
 

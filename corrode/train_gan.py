@@ -64,6 +64,11 @@ class TrainGanConfig:
     the discriminators' real inputs (gamma / 2 * |grad|^2). `nce_weight`: weight of a PatchNCE
     loss between each clean car and its translation in the rust painter's own encoder features
     (Park et al., 2020), 64 car patches per layer; with `cycle_weight` 0 it is CUT's one-sided objective.
+    `level_weight`: weight of StarGAN's domain-classification loss (Choi et al., 2018): a level
+    critic (`LevelCritic`, trained with the discriminators on the real images of every level and
+    their labels) reads each translation, and each generator is trained to have its output read as
+    its target level. A patch discriminator alone cannot tell a clean car from a mildly rusted one,
+    most of whose patches are clean; the critic sees the share of the whole car.
     """
 
     data: Path
@@ -108,6 +113,7 @@ class TrainGanConfig:
     discriminator_norm: str = "none"
     r1_weight: float = 0.0
     nce_weight: float = 0.0
+    level_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from corrode.gan.diffaugment import parse_policy
@@ -156,8 +162,11 @@ class TrainGanConfig:
             "base_channels and discriminator_channels must be >= 1, residual_blocks >= 0",
         )
         require(
-            min(self.attention_tv, self.attention_sparsity, self.r1_weight, self.nce_weight) >= 0,
-            "attention_tv, attention_sparsity, r1_weight and nce_weight must be >= 0",
+            min(
+                self.attention_tv, self.attention_sparsity, self.r1_weight, self.nce_weight, self.level_weight
+            )
+            >= 0,
+            "attention_tv, attention_sparsity, r1_weight, nce_weight and level_weight must be >= 0",
         )
         require(
             self.attention or (self.attention_tv == 0 and self.attention_sparsity == 0),
@@ -358,7 +367,9 @@ class GanTrainer:
         self.policy = parse_policy(config.diffaugment)
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.model = prepare(MultiDomainCycleGAN(self.model_config), self.device)
+        self.model = prepare(
+            MultiDomainCycleGAN(self.model_config, level_critic=config.level_weight > 0), self.device
+        )
         self.generators = self.model.generators
         self.discriminators = self.model.discriminators
         self.generator_pass: torch.nn.Module = self.generators
@@ -446,6 +457,13 @@ class GanTrainer:
 
         return autocast(self.device, self.dtype)
 
+    def _level_targets(self, names: list[str], batch: int) -> torch.Tensor:
+        """Level indices for images batched `batch` at a time in the order of `names`."""
+        import torch
+
+        indices = [self.levels.index(name) for name in names]
+        return torch.tensor(indices, device=self.device).repeat_interleave(batch)
+
     # --- the step
     def train_step(self) -> dict[str, float]:
         import torch
@@ -483,6 +501,14 @@ class GanTrainer:
             )
         back_scores = judged[clean].split(len(a))
         total_g = torch.zeros((), device=self.device)
+        if c.level_weight > 0:
+            # The translations as the critic reads them: each painter's to its level, removers' to clean.
+            read_as = [out[f"fake_{level}"] for level in rusty] + [out[f"back_{level}"] for level in rusty]
+            with self._autocast():
+                logits = self.discriminators.critic(torch.cat(read_as))
+            targets = self._level_targets(list(rusty) + [clean] * len(rusty), len(a))
+            losses["level_gen"] = torch.nn.functional.cross_entropy(logits.float(), targets)
+            total_g = total_g + c.level_weight * losses["level_gen"]
         for i, level in enumerate(rusty):
             forward = adversarial_loss(judged[level], True, c.gan_loss)
             backward = adversarial_loss(back_scores[i], True, c.gan_loss)
@@ -545,8 +571,15 @@ class GanTrainer:
                 for level in rusty
             }
             inputs[clean] = self._augment(torch.cat([real[clean], *[b.to(a.dtype) for b in pooled_back]]))
-            scores = self.discriminator_pass(inputs)
+            classify = torch.cat([real[level] for level in self.levels]) if c.level_weight > 0 else None
+            scores = self.discriminator_pass(inputs, classify)
         total_d = torch.zeros((), device=self.device)
+        if classify is not None:
+            from corrode.models.cyclegan import CRITIC_KEY
+
+            targets = self._level_targets(list(self.levels), len(a))
+            losses["level_disc"] = torch.nn.functional.cross_entropy(scores.pop(CRITIC_KEY).float(), targets)
+            total_d = total_d + c.level_weight * losses["level_disc"]
         for level in self.levels:
             real_scores, *fakes = scores[level].split(len(a))
             fake_loss = sum(adversarial_loss(f, False, c.gan_loss) for f in fakes) / len(fakes)

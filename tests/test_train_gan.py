@@ -708,3 +708,55 @@ def test_nce_weight_adds_patch_nce_per_level(data: Path, tmp_path: Path) -> None
     assert any(changed)
     with pytest.raises(ConfigError):
         tiny(data, tmp_path, nce_weight=-1.0)
+
+
+def test_level_critic_reads_the_car_share_and_trains_with_the_discriminators(
+    data: Path, tmp_path: Path
+) -> None:
+    from corrode.models.cyclegan import LevelCritic
+
+    torch.manual_seed(0)
+    critic = LevelCritic(channels=4).eval()
+    with torch.no_grad():
+        # The car's cells alone are averaged: more black background around the same car changes nothing.
+        car = torch.rand(1, 3, 16, 16) * 2 - 1
+        # (The canvases are wider than the critic's receptive field around the car, ~40 px.)
+        small = torch.full((1, 3, 64, 64), -1.0)
+        large = torch.full((1, 3, 128, 128), -1.0)
+        small[..., 24:40, 24:40], large[..., 56:72, 56:72] = car, car
+        assert torch.allclose(critic(small), critic(large), atol=1e-5)
+        assert torch.isfinite(critic(torch.full((1, 3, 32, 32), -1.0))).all()
+
+    images, _ = load_levels(data, 32)
+    trainer = GanTrainer(tiny(data, tmp_path / "critic", level_weight=1.0), images, CPU)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    losses = trainer.train_step()
+    after = trainer.model.state_dict()
+    assert math.isclose(losses["level_disc"], losses["level_disc"]) and 0 < losses["level_disc"] < 10
+    assert 0 < losses["level_gen"] < 10
+    for prefix in ("discriminators.critic.", "generators.translators.none_to_mild"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+    # Off by default: no critic, and the saved generators never carry one.
+    assert GanTrainer(tiny(data, tmp_path / "plain"), images, CPU).discriminators.critic is None
+    assert not any(key.startswith("critic") for key in trainer.exported.state_dict())
+    with pytest.raises(ConfigError):
+        tiny(data, tmp_path, level_weight=-1.0)
+
+
+def test_level_critic_resumes_exactly(data: Path, tmp_path: Path) -> None:
+    options = {"level_weight": 1.0, "checkpoint_every": 3}
+    whole = train_gan(tiny(data, tmp_path / "whole", **options))
+
+    def interrupt(step: int, total: int, losses: dict) -> None:
+        if step == 4:
+            raise KeyboardInterrupt
+
+    config = tiny(data, tmp_path / "cut", **options)
+    with pytest.raises(Interrupted):
+        train_gan(config, progress=interrupt)
+    train_gan(config, resume=tmp_path / "cut")
+    expected = MetricsLog(whole / "metrics.csv").rows()
+    got = MetricsLog(tmp_path / "cut" / "metrics.csv").rows()
+    for mine, theirs in zip(got, expected, strict=True):
+        assert math.isclose(float(mine["level_disc"]), float(theirs["level_disc"]), rel_tol=1e-5)
+        assert math.isclose(float(mine["level_gen"]), float(theirs["level_gen"]), rel_tol=1e-5)

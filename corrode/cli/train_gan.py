@@ -132,6 +132,10 @@ register(
                 ("--nce",),
                 "PatchNCE weight on the rust painters' encoder features (Park et al. 2020); 0 = off.",
             ),
+            "level_weight": Option(
+                ("--level-weight",),
+                "Weight of a level critic's classification loss on the translations (StarGAN); 0 = off.",
+            ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(
                 ("--diffaugment",), "Discriminator-side augmentation: e.g. color,translation,cutout."

@@ -430,10 +430,46 @@ class GeneratorSet(nn.Module):
         return result
 
 
-class DiscriminatorSet(nn.Module):
-    """One discriminator per level, keyed by level name."""
+class LevelCritic(nn.Module):
+    """Which level an image shows: StarGAN's domain classifier (Choi et al., 2018), as its own network.
 
-    def __init__(self, config: CycleGanConfig) -> None:
+    `(B, 3, H, W)` in [-1, 1], background -1 -> `(B, num_levels)` logits. Four convolutions (strides
+    2, 2, 1, 2) and LeakyReLU, then the last map averaged over the car's cells only (those not all
+    background), so what it measures is the share of the car's surface that looks like rust at each
+    level, whatever the car's size in the picture. Trained on real images of every level with their
+    labels; the generators are trained to make their translations be read as their target level.
+    """
+
+    def __init__(self, channels: int = 32, num_levels: int = 4) -> None:
+        super().__init__()
+        c = channels
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, c, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 2 * c, 3, stride=1, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Linear(4 * c, num_levels)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional
+
+        maps = self.layers(x)
+        car = (x.amax(1, keepdim=True) > -0.95).to(maps.dtype)
+        weights = functional.adaptive_avg_pool2d(car, maps.shape[2:])
+        pooled = (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+        return self.head(pooled)
+
+
+class DiscriminatorSet(nn.Module):
+    """One discriminator per level, keyed by level name, and with `level_critic` a `LevelCritic`."""
+
+    def __init__(self, config: CycleGanConfig, level_critic: bool = False) -> None:
         super().__init__()
         self.judges = nn.ModuleDict(
             {
@@ -443,19 +479,32 @@ class DiscriminatorSet(nn.Module):
                 for level in config.levels
             }
         )
+        self.critic = LevelCritic(config.discriminator_channels, len(config.levels)) if level_critic else None
 
-    def forward(self, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {level: self.judges[level](batch) for level, batch in images.items()}
+    def forward(
+        self, images: dict[str, torch.Tensor], classify: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Each level's scores; with `classify`, also the critic's level logits of those images under
+        the key `CRITIC_KEY` (one call, so DistributedDataParallel sees every parameter used)."""
+        scores = {level: self.judges[level](batch) for level, batch in images.items()}
+        if classify is not None:
+            if self.critic is None:
+                raise ValueError("this discriminator set has no level critic")
+            scores[CRITIC_KEY] = self.critic(classify)
+        return scores
+
+
+CRITIC_KEY = "_level_logits"
 
 
 class MultiDomainCycleGAN(nn.Module):
     """Generators and discriminators of the paper's multi-domain CycleGAN (figure 2)."""
 
-    def __init__(self, config: CycleGanConfig) -> None:
+    def __init__(self, config: CycleGanConfig, level_critic: bool = False) -> None:
         super().__init__()
         self.config = config
         self.generators = GeneratorSet(config)
-        self.discriminators = DiscriminatorSet(config)
+        self.discriminators = DiscriminatorSet(config, level_critic)
 
 
 def count_parameters(module: nn.Module) -> int:
