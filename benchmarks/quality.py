@@ -62,6 +62,12 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
     "recommended_level": ("recommended", {"level_weight": 1.0}, 0.0),
     "recommended_resize_level": ("recommended", {"upsample": "resize", "level_weight": 1.0}, 0.0),
+    "recommended_resize_multiscale": (
+        "recommended",
+        {"upsample": "resize", "discriminator": "multiscale"},
+        0.0,
+    ),
+    "recommended_resize_paperdisc": ("recommended", {"upsample": "resize", "discriminator": "paper"}, 0.0),
 }
 
 

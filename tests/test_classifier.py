@@ -457,6 +457,28 @@ def test_car_pooling_averages_over_the_car_only():
         assert torch.isfinite(car_pooled.features(torch.zeros(1, 3, 64, 64))).all()
     # Weights saved before the option existed carry no `pooling`: they read as image pooling.
     assert ClassifierConfig().pooling == "image"
-    assert TrainClassifierConfig(data=Path("x")).model_config().pooling == "car"
+    assert TrainClassifierConfig(data=Path("x")).model_config().pooling == "car_max"
     with pytest.raises(ConfigError):
         ClassifierConfig(pooling="mean")
+
+
+def test_car_max_pooling_adds_the_strongest_local_response():
+    torch.manual_seed(0)
+    mean_only = LevelClassifier(ClassifierConfig(width=0.25, size=64, local_features=8, pooling="car"))
+    with_max = LevelClassifier(ClassifierConfig(width=0.25, size=64, local_features=8, pooling="car_max"))
+    assert with_max.num_features == mean_only.num_features + 2 * 8
+    shared = {k: v for k, v in mean_only.state_dict().items() if not k.startswith("head.")}
+    with_max.load_state_dict(shared, strict=False)  # the same network; only the head is wider
+    images = torch.zeros(2, 3, 64, 64)
+    images[:, :, 16:48, 8:56] = torch.rand(2, 3, 32, 48) * 0.8 + 0.1
+    with torch.no_grad():
+        mean_only.eval(), with_max.eval()
+        both = with_max.features(images)
+        means = mean_only.features(images)
+    final = means.shape[1] - 2 * 8
+    # Each tap gives its car average (as `car` pooling does), then its maximum over the car.
+    assert torch.allclose(both[:, :final], means[:, :final], atol=1e-5)
+    first_tap_mean, first_tap_max = both[:, final : final + 8], both[:, final + 8 : final + 16]
+    assert torch.allclose(first_tap_mean, means[:, final : final + 8], atol=1e-5)
+    assert (first_tap_max >= first_tap_mean - 1e-6).all()
+    assert with_max(images).shape == (2, 4)

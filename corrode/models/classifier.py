@@ -26,7 +26,7 @@ from corrode.config import require
 # Inputs are [0, 1] RGB; MobileNetV2's ImageNet weights expect these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-POOLINGS = ("image", "car")
+POOLINGS = ("image", "car", "car_max")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,10 @@ class ClassifierConfig:
     `pooling`: `image` averages every map over the whole image; `car` averages it over the car only
     (the cells weighted by the share of their pixels that are not black background, which is how
     masked images come), so the pooled local features measure the share of the car's pixels that
-    are rust, not that share times how much of the picture the car fills. Weights saved before this
-    option existed read as `image`.
+    are rust, not that share times how much of the picture the car fills; `car_max` also joins each
+    local map's maximum over the car (is there any rust at all: what tells mild from none, where the
+    average of a few rusty cells is close to a clean car's). Weights saved before this option existed
+    read as `image`.
     """
 
     width: float = 1.0
@@ -100,7 +102,8 @@ class LevelClassifier(nn.Module):
                     nn.BatchNorm2d(self.config.local_features),
                     nn.ReLU(inplace=True),
                 )
-            self.num_features += len(self.taps) * self.config.local_features
+            per_tap = 2 if self.config.pooling == "car_max" else 1
+            self.num_features += len(self.taps) * self.config.local_features * per_tap
         self.dropout = nn.Dropout(self.config.dropout)
         self.head = nn.Linear(self.num_features, self.config.num_levels)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -108,13 +111,18 @@ class LevelClassifier(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, num_features): the pooled penultimate layer."""
-        car = (images.amax(1, keepdim=True) > 0).to(images.dtype) if self.config.pooling == "car" else None
+        by_car = self.config.pooling in ("car", "car_max")
+        car = (images.amax(1, keepdim=True) > 0).to(images.dtype) if by_car else None
 
-        def pool(maps: torch.Tensor) -> torch.Tensor:
+        def pool(maps: torch.Tensor, local: bool = False) -> torch.Tensor:
             if car is None:
                 return functional.adaptive_avg_pool2d(maps, 1).flatten(1)
             weights = functional.adaptive_avg_pool2d(car, maps.shape[2:]).to(maps.dtype)
-            return (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+            mean = (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+            if not (local and self.config.pooling == "car_max"):
+                return mean
+            # The strongest response on the car: whether any rust is there at all (none vs mild).
+            return torch.cat([mean, (maps * (weights > 0)).amax((2, 3))], dim=1)
 
         x = (images - self.mean) / self.std
         if not self.taps:
@@ -123,7 +131,7 @@ class LevelClassifier(nn.Module):
         for index, block in enumerate(self.encoder):
             x = block(x)
             if str(index) in self.taps:
-                pooled.append(pool(self.taps[str(index)](x)))
+                pooled.append(pool(self.taps[str(index)](x), local=True))
         return torch.cat([pool(x), *pooled], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
