@@ -50,24 +50,19 @@ SHIFT_FROM = 0.2
 STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "paper": ("paper", {}, 0.0),
     "recommended": ("recommended", {}, 0.0),
+    # The preset before this release: transposed-convolution upsampling (checkered rust).
+    "recommended_transposed": ("recommended", {"upsample": "transposed"}, 0.0),
     "recommended_tv": ("recommended", {"attention_tv": 1.0}, 0.0),
     "recommended_sparse": ("recommended", {"attention_sparsity": 0.3}, 0.0),
     "recommended_tv_sparse": ("recommended", {"attention_tv": 1.0, "attention_sparsity": 0.3}, 0.0),
     "recommended_r1": ("recommended", {"r1_weight": 1.0}, 0.0),
     "recommended_spectral": ("recommended", {"discriminator_norm": "spectral"}, 0.0),
     "recommended_multiscale": ("recommended", {"discriminator": "multiscale"}, 0.0),
+    "recommended_paper_discriminator": ("recommended", {"discriminator": "paper"}, 0.0),
     "recommended_late_decay": ("recommended", {}, 0.3),
     "recommended_nce": ("recommended", {"nce_weight": 1.0}, 0.0),
-    "recommended_resize": ("recommended", {"upsample": "resize"}, 0.0),
-    "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
     "recommended_level": ("recommended", {"level_weight": 1.0}, 0.0),
-    "recommended_resize_level": ("recommended", {"upsample": "resize", "level_weight": 1.0}, 0.0),
-    "recommended_resize_multiscale": (
-        "recommended",
-        {"upsample": "resize", "discriminator": "multiscale"},
-        0.0,
-    ),
-    "recommended_resize_paperdisc": ("recommended", {"upsample": "resize", "discriminator": "paper"}, 0.0),
+    "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
 }
 
 

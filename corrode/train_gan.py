@@ -216,6 +216,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cycle_noise": 0.1,
         "discriminator": "patch",
         "ema": 0.999,
+        "upsample": "resize",
     },
 }
 

@@ -106,6 +106,7 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
     recommended = with_preset(config, "recommended")
     assert recommended.attention and recommended.identity_weight > 0
     assert recommended.identity_mappings == "to-clean" and recommended.cycle_weight < config.cycle_weight
+    assert recommended.upsample == "resize"  # no transposed-convolution checkerboard in the rust
     with pytest.raises(UsageError):
         with_preset(config, "fastest")
     for bad in (
