@@ -87,7 +87,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--held-out", type=Path, default=None, help="held-out cars (npz; default WORK/held_out_<size>px.npz)"
     )
-    parser.add_argument("--classifier-epochs", type=int, default=60)
+    parser.add_argument("--classifier-epochs", type=int, default=18)
     parser.add_argument("--classifier-width", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--device", default="cpu")
@@ -167,21 +167,35 @@ def held_out_cars(path: Path, size: int, count: int, real_count: int, seed: int)
     return HeldOut(photos, masks, masked(photos, masks), real, real_masks)
 
 
-def judge(work: Path, data: Path, args: argparse.Namespace) -> Path:
-    """A classifier trained on the real (synthetic) level images only, never on generated ones."""
+def judge(work: Path, args: argparse.Namespace) -> Path:
+    """A classifier trained with train-classifier's defaults on its own synth set (300 cars per level,
+    drawn apart from the study's training set's counts), never on generated images."""
     from corrode import runs
+    from corrode.synth import SynthConfig, synth
     from corrode.train_classifier import TrainClassifierConfig, train_classifier
 
     run = work / "judge"
     if not (run / runs.BEST_WEIGHTS).is_file():
+        data = work / "judge-data"
+        if not (data / "manifest.csv").is_file():
+            synth(
+                SynthConfig(
+                    out=data,
+                    none=300,
+                    mild=300,
+                    moderate=300,
+                    severe=300,
+                    carvana_cars=0,
+                    size=args.size,
+                    seed=args.seed,
+                )
+            )
         config = TrainClassifierConfig(
             data=data,
             out=run,
             size=args.size,
             width=args.classifier_width,
             epochs=args.classifier_epochs,
-            batch_size=32,
-            learning_rate=2e-3,
             device=args.device,
             seed=args.seed,
         )
@@ -492,7 +506,7 @@ def main() -> None:
             f"{args.clock} clock, budget {args.budget} s"
         )
         data = args.data or draw_data(args.work, args.size, args.seed)
-        judge_run = Path(args.classifier) if args.classifier else judge(args.work, data, args)
+        judge_run = Path(args.classifier) if args.classifier else judge(args.work, args)
         classifier = Classifier.load(judge_run, device=args.device)
         held_path = args.held_out or args.work / f"held_out_{args.size}px.npz"
         held = held_out_cars(held_path, args.size, args.eval_images, args.real_images, args.seed)
