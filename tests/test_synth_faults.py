@@ -148,7 +148,8 @@ def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
     import time
 
     out = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "corrode", "synth", str(out), "--none", "400", "--mild", "0"]
+    # Far more than it draws before the signal lands (400 took 3.2 s once and finished first).
+    command = [sys.executable, "-m", "corrode", "synth", str(out), "--none", "5000", "--mild", "0"]
     command += ["--moderate", "0", "--severe", "0", "--carvana-cars", "0", "--size", "48", "--workers", "2"]
     process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -162,7 +163,7 @@ def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     rows = read_manifest(out / "manifest.csv")
-    assert 20 <= len(rows) < 400
+    assert 20 <= len(rows) < 5000
     _assert_consistent(out, len(rows))
 
 
