@@ -111,16 +111,16 @@ def clock(kind: str) -> float:
 # ------------------------------------------------------------------------------------------- data
 
 
-def draw_data(work: Path, size: int, seed: int) -> Path:
+# The paper's imbalance: what the GAN trains on. The judge gets 300 of every level.
+STUDY_COUNTS = {"none": 300, "mild": 65, "moderate": 97, "severe": 73}
+
+
+def draw_data(out: Path, size: int, seed: int, counts: dict[str, int] = STUDY_COUNTS) -> Path:
+    """A `corrode synth` set in `out` (drawn once: kept if its manifest is there)."""
     from corrode.synth import SynthConfig, synth
 
-    out = work / "synth"
     if not (out / "manifest.csv").is_file():
-        synth(
-            SynthConfig(
-                out=out, none=300, mild=65, moderate=97, severe=73, carvana_cars=0, size=size, seed=seed
-            )
-        )
+        synth(SynthConfig(out=out, carvana_cars=0, size=size, seed=seed, **counts))
     return out
 
 
@@ -171,25 +171,11 @@ def judge(work: Path, args: argparse.Namespace) -> Path:
     """A classifier trained with train-classifier's defaults on its own synth set (300 cars per level,
     drawn apart from the study's training set's counts), never on generated images."""
     from corrode import runs
-    from corrode.synth import SynthConfig, synth
     from corrode.train_classifier import TrainClassifierConfig, train_classifier
 
     run = work / "judge"
     if not (run / runs.BEST_WEIGHTS).is_file():
-        data = work / "judge-data"
-        if not (data / "manifest.csv").is_file():
-            synth(
-                SynthConfig(
-                    out=data,
-                    none=300,
-                    mild=300,
-                    moderate=300,
-                    severe=300,
-                    carvana_cars=0,
-                    size=args.size,
-                    seed=args.seed,
-                )
-            )
+        data = draw_data(work / "judge-data", args.size, args.seed, dict.fromkeys(STUDY_COUNTS, 300))
         config = TrainClassifierConfig(
             data=data,
             out=run,
@@ -505,7 +491,7 @@ def main() -> None:
             f"device {args.device}, torch threads {torch.get_num_threads()}, "
             f"{args.clock} clock, budget {args.budget} s"
         )
-        data = args.data or draw_data(args.work, args.size, args.seed)
+        data = args.data or draw_data(args.work / "synth", args.size, args.seed)
         judge_run = Path(args.classifier) if args.classifier else judge(args.work, args)
         classifier = Classifier.load(judge_run, device=args.device)
         held_path = args.held_out or args.work / f"held_out_{args.size}px.npz"

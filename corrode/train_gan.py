@@ -458,12 +458,14 @@ class GanTrainer:
 
         return autocast(self.device, self.dtype)
 
-    def _level_targets(self, names: list[str], batch: int) -> torch.Tensor:
-        """Level indices for images batched `batch` at a time in the order of `names`."""
+    def _level_loss(self, logits: torch.Tensor, names: list[str], batch: int) -> torch.Tensor:
+        """Cross-entropy of the critic's logits for images batched `batch` at a time, in the order of
+        the level `names` they should be read as."""
         import torch
 
         indices = [self.levels.index(name) for name in names]
-        return torch.tensor(indices, device=self.device).repeat_interleave(batch)
+        targets = torch.tensor(indices, device=self.device).repeat_interleave(batch)
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
 
     # --- the step
     def train_step(self) -> dict[str, float]:
@@ -507,8 +509,7 @@ class GanTrainer:
             read_as = [out[f"fake_{level}"] for level in rusty] + [out[f"back_{level}"] for level in rusty]
             with self._autocast():
                 logits = self.discriminators.critic(torch.cat(read_as))
-            targets = self._level_targets(list(rusty) + [clean] * len(rusty), len(a))
-            losses["level_gen"] = torch.nn.functional.cross_entropy(logits.float(), targets)
+            losses["level_gen"] = self._level_loss(logits, [*rusty, *[clean] * len(rusty)], len(a))
             total_g = total_g + c.level_weight * losses["level_gen"]
         for i, level in enumerate(rusty):
             forward = adversarial_loss(judged[level], True, c.gan_loss)
@@ -578,8 +579,7 @@ class GanTrainer:
         if classify is not None:
             from corrode.models.cyclegan import CRITIC_KEY
 
-            targets = self._level_targets(list(self.levels), len(a))
-            losses["level_disc"] = torch.nn.functional.cross_entropy(scores.pop(CRITIC_KEY).float(), targets)
+            losses["level_disc"] = self._level_loss(scores.pop(CRITIC_KEY), list(self.levels), len(a))
             total_d = total_d + c.level_weight * losses["level_disc"]
         for level in self.levels:
             real_scores, *fakes = scores[level].split(len(a))

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional
 
 from corrode.config import require
+from corrode.models.pooling import car_pool
 
 # Inputs are [0, 1] RGB; MobileNetV2's ImageNet weights expect these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -117,8 +118,7 @@ class LevelClassifier(nn.Module):
         def pool(maps: torch.Tensor, local: bool = False) -> torch.Tensor:
             if car is None:
                 return functional.adaptive_avg_pool2d(maps, 1).flatten(1)
-            weights = functional.adaptive_avg_pool2d(car, maps.shape[2:]).to(maps.dtype)
-            mean = (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+            mean, weights = car_pool(maps, car)
             if not (local and self.config.pooling == "car_max"):
                 return mean
             # The strongest response on the car: whether any rust is there at all (none vs mild).

@@ -457,12 +457,10 @@ class LevelCritic(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from torch.nn import functional
+        from corrode.models.pooling import car_pool
 
         maps = self.layers(x)
-        car = (x.amax(1, keepdim=True) > -0.95).to(maps.dtype)
-        weights = functional.adaptive_avg_pool2d(car, maps.shape[2:])
-        pooled = (maps * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)
+        pooled, _ = car_pool(maps, (x.amax(1, keepdim=True) > -0.95).to(maps.dtype))
         return self.head(pooled)
 
 
