@@ -63,6 +63,8 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_nce": ("recommended", {"nce_weight": 1.0}, 0.0),
     "recommended_level": ("recommended", {"level_weight": 1.0}, 0.0),
     "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
+    "recommended_palette": ("recommended", {"rust_layer": "palette"}, 0.0),
+    "recommended_palette_level": ("recommended", {"rust_layer": "palette", "level_weight": 1.0}, 0.0),
 }
 
 

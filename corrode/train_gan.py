@@ -114,11 +114,18 @@ class TrainGanConfig:
     r1_weight: float = 0.0
     nce_weight: float = 0.0
     level_weight: float = 0.0
+    rust_layer: str = "free"
 
     def __post_init__(self) -> None:
         from corrode.gan.diffaugment import parse_policy
         from corrode.gan.losses import GAN_LOSSES, SCHEDULES
-        from corrode.models.cyclegan import DISCRIMINATOR_NORMS, DISCRIMINATORS, GENERATORS, UPSAMPLES
+        from corrode.models.cyclegan import (
+            DISCRIMINATOR_NORMS,
+            DISCRIMINATORS,
+            GENERATORS,
+            RUST_LAYERS,
+            UPSAMPLES,
+        )
 
         require(
             self.image_size >= 32 and self.image_size % 4 == 0,
@@ -172,6 +179,11 @@ class TrainGanConfig:
             self.attention or (self.attention_tv == 0 and self.attention_sparsity == 0),
             "attention_tv and attention_sparsity need attention generators (attention on)",
         )
+        require(self.rust_layer in RUST_LAYERS, f"rust_layer must be one of {', '.join(RUST_LAYERS)}")
+        require(
+            self.rust_layer == "free" or (self.attention and self.generator == "separate"),
+            "rust_layer palette needs attention generators (attention on) and separate generators",
+        )
         require(
             self.discriminator_norm in DISCRIMINATOR_NORMS,
             f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}",
@@ -201,6 +213,7 @@ class TrainGanConfig:
             discriminator=self.discriminator,
             discriminator_channels=self.discriminator_channels,
             discriminator_norm=self.discriminator_norm,
+            rust_layer=self.rust_layer,
         )
 
 

@@ -77,6 +77,50 @@ def test_attention_output_keeps_input_where_the_map_is_zero() -> None:
     assert generator.attention_map(x).shape == (1, 1, 16, 16)
 
 
+def test_palette_layer_paints_only_mixes_of_its_colours() -> None:
+    palette = torch.tensor([[0.4, 0.2, 0.1], [0.2, 0.1, 0.05]])
+    generator = ResnetGenerator(4, 1, attention=True, palette=palette)
+    head = generator.head[1]
+    assert head.out_channels == 2 + 1 + 1  # two colour logits, brightness, map
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([100.0, -100.0, 0.0, 100.0]))  # colour 0, brightness 1, map 1
+    expected = (palette[0] * 2 - 1).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    assert torch.allclose(generator(x), expected, atol=1e-5)
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([0.0, 0.0, 100.0, 100.0]))  # even mix, brightness 2 (clamped)
+    expected = ((palette.mean(0) * 2).clamp(0, 1) * 2 - 1).view(1, 3, 1, 1)
+    assert torch.allclose(generator(x), expected.expand(1, 3, 16, 16), atol=1e-5)
+    torch.manual_seed(0)
+    free = ResnetGenerator(4, 1, attention=True, palette=palette)
+    with torch.no_grad():
+        free.head[1].bias[-1] = 100.0  # map ~ 1 everywhere: the output is the layer
+    out = (free(x) + 1) / 2  # from a random head, still of the rust colours' hue (R > G > B)
+    assert bool((out[:, 0] >= out[:, 1]).all() and (out[:, 1] >= out[:, 2]).all())
+    with pytest.raises(ValueError, match="attention"):
+        ResnetGenerator(4, 1, palette=palette)
+
+
+def test_palette_set_paints_rust_one_way_and_loads_by_its_config() -> None:
+    from corrode.synth.textures import rust_palette
+
+    config = CycleGanConfig(**TINY, attention=True, rust_layer="palette")
+    generators = GeneratorSet(config)
+    painters = {k for k, g in generators.translators.items() if g.palette is not None}
+    assert painters == {"none_to_mild", "none_to_moderate", "none_to_severe"}
+    colours = torch.tensor(rust_palette(8))
+    assert colours.shape == (8, 3) and bool((colours[:, 0] > colours[:, 2]).all())  # orange to brown
+    assert torch.equal(generators.translators["none_to_mild"].palette, colours)
+    again = GeneratorSet(config)
+    again.load_state_dict(generators.state_dict())  # the palette travels with the weights
+    for bad in ({"rust_layer": "palette"}, {"rust_layer": "palette", "attention": True, "generator": "shared"}):
+        with pytest.raises(ConfigError, match="palette"):
+            CycleGanConfig(**TINY, **bad)
+    with pytest.raises(ConfigError, match="rust_layer"):
+        CycleGanConfig(**TINY, rust_layer="paint")
+
+
 def test_conditional_instance_norm_known_answer() -> None:
     norm = ConditionalInstanceNorm(2, conditions=3)
     with torch.no_grad():

@@ -504,6 +504,8 @@ def test_cli_trains_and_reports(data: Path, tmp_path: Path) -> None:
         "resize",
         "--cycle-noise",
         "0.05",
+        "--rust-layer",
+        "palette",
         "--json",
     ]
     result = CliRunner().invoke(app, args)
@@ -519,6 +521,7 @@ def test_cli_trains_and_reports(data: Path, tmp_path: Path) -> None:
     # the preset's own choices, and options given on the command line over them
     assert saved["identity_mappings"] == "to-clean" and saved["ema"] == 0.999
     assert saved["upsample"] == "resize" and saved["cycle_noise"] == 0.05
+    assert saved["rust_layer"] == "palette"
     again = CliRunner().invoke(
         app, ["train-gan", "--resume", str(out), "--epochs", "2", "--decay-epochs", "0"]
     )
@@ -631,6 +634,9 @@ def test_study_options_are_validated(tmp_path: Path) -> None:
         {"r1_weight": -0.1},
         {"discriminator_norm": "layer"},
         {"discriminator": "multiscale", "image_size": 32},
+        {"rust_layer": "palette"},  # no attention layer to restrict
+        {"rust_layer": "palette", "attention": True, "generator": "shared"},
+        {"rust_layer": "oil", "attention": True},
     ):
         with pytest.raises(ConfigError):
             replace(config, **bad)

@@ -342,7 +342,13 @@ def _choices(command_name: str) -> dict[str, tuple[str, ...]]:
 def test_trainer_choices_are_the_library_constants() -> None:
     from corrode import device, train_classifier, train_gan
     from corrode.gan.losses import GAN_LOSSES, SCHEDULES
-    from corrode.models.cyclegan import DISCRIMINATOR_NORMS, DISCRIMINATORS, GENERATORS, UPSAMPLES
+    from corrode.models.cyclegan import (
+        DISCRIMINATOR_NORMS,
+        DISCRIMINATORS,
+        GENERATORS,
+        RUST_LAYERS,
+        UPSAMPLES,
+    )
 
     common = {"--device": device.DEVICES, "--precision": device.PRECISIONS}
     expected = {
@@ -352,6 +358,7 @@ def test_trainer_choices_are_the_library_constants() -> None:
             **common,
             "--generator": GENERATORS,
             "--upsample": UPSAMPLES,
+            "--rust-layer": RUST_LAYERS,
             "--discriminator": DISCRIMINATORS,
             "--discriminator-norm": DISCRIMINATOR_NORMS,
             "--gan-loss": GAN_LOSSES,

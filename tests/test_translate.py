@@ -24,7 +24,9 @@ def write_gan(path: Path, *, image_size: int = 32, **options) -> tuple[Path, Gen
     return path, generators
 
 
-@pytest.mark.parametrize("options", [{}, {"generator": "shared", "attention": True}])
+@pytest.mark.parametrize(
+    "options", [{}, {"generator": "shared", "attention": True}, {"attention": True, "rust_layer": "palette"}]
+)
 def test_to_level_and_back_match_the_generators(tmp_path: Path, options: dict) -> None:
     path, generators = write_gan(tmp_path / "model.safetensors", **options)
     translator = Translator.load(path, device="cpu")

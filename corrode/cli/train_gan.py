@@ -15,6 +15,7 @@ DISCRIMINATOR_NORMS = ("none", "spectral")
 GAN_LOSSES = ("lsgan", "log")
 SCHEDULES = ("constant", "linear", "cosine")
 IDENTITY_MAPPINGS = ("both", "to-clean")
+RUST_LAYERS = ("free", "palette")
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
@@ -87,6 +88,12 @@ register(
                 ("--upsample",),
                 "Generator upsampling: transposed (the paper) or resize (nearest + conv, no checkerboard).",
                 UPSAMPLES,
+            ),
+            "rust_layer": Option(
+                ("--rust-layer",),
+                "What the rust painters paint: free (any colour) or palette (mixes of the shipped rust's "
+                "colours; needs --attention).",
+                RUST_LAYERS,
             ),
             "discriminator": Option(
                 ("--discriminator",),

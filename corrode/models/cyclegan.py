@@ -17,6 +17,8 @@ GENERATORS = ("separate", "shared")
 UPSAMPLES = ("transposed", "resize")
 DISCRIMINATORS = ("paper", "patch", "multiscale")
 DISCRIMINATOR_NORMS = ("none", "spectral")
+RUST_LAYERS = ("free", "palette")
+PALETTE_COLOURS = 8
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class CycleGanConfig:
     `discriminator="multiscale"`: two PatchGANs, on the image and on it halved (pix2pixHD), so the
     coarse one judges whole patches of rust; `discriminator_norm="spectral"` puts spectral
     normalisation on every discriminator convolution (Miyato et al., 2018).
+    `rust_layer="palette"` (attention, separate generators): the clean -> rust generators paint a layer
+    that is a per-pixel mix of `PALETTE_COLOURS` colours of the shipped photo-scanned rust
+    (`corrode.synth.textures.rust_palette`) times a brightness in (0, 2), so they can paint rust of any
+    shade but not green, purple or paint-coloured speckle; the rust -> clean ones keep a free layer
+    (they paint the car's paint back).
     """
 
     levels: tuple[str, ...] = ("none", "mild", "moderate", "severe")
@@ -42,6 +49,7 @@ class CycleGanConfig:
     discriminator: str = "paper"
     discriminator_channels: int = 64
     discriminator_norm: str = "none"
+    rust_layer: str = "free"
 
     def __post_init__(self) -> None:
         from corrode.errors import ConfigError
@@ -61,6 +69,10 @@ class CycleGanConfig:
                 f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
                 f"got {self.discriminator_norm!r}"
             )
+        if self.rust_layer not in RUST_LAYERS:
+            raise ConfigError(f"rust_layer must be one of {', '.join(RUST_LAYERS)}, got {self.rust_layer!r}")
+        if self.rust_layer == "palette" and (not self.attention or self.generator != "separate"):
+            raise ConfigError("rust_layer palette needs attention and separate generators")
         if self.base_channels < 1 or self.discriminator_channels < 1 or self.residual_blocks < 0:
             raise ConfigError("channel counts must be >= 1 and residual_blocks >= 0")
 
@@ -166,6 +178,8 @@ class ResnetGenerator(nn.Module):
     `conditions` > 0 swaps every instance norm for a conditional one (shared generator); `attention`
     adds a fourth output channel, a sigmoid map `m`, and returns `m * layer + (1 - m) * input`;
     `upsample="resize"` upsamples by nearest neighbour + convolution instead of transposed convolution.
+    `palette` (K, 3) colours in [0, 1] (attention only): the layer is a softmax mix of them times a
+    brightness `2 * sigmoid(b)`, from K + 1 more head channels; the map is always the last channel.
     With 64 base channels and 9 blocks (no conditions, no attention) it has 11,378,179 parameters.
     """
 
@@ -177,10 +191,16 @@ class ResnetGenerator(nn.Module):
         conditions: int = 0,
         attention: bool = False,
         upsample: str = "transposed",
+        palette: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        if palette is not None and not attention:
+            raise ValueError("a palette layer needs an attention generator")
         c = base_channels
         self.attention = attention
+        self.palette: torch.Tensor | None
+        self.register_buffer("palette", None if palette is None else palette.detach().clone().float())
+        outputs = 3 if not attention else 4 if palette is None else len(palette) + 2
         self.stem = _ConvNormReLU(nn.Conv2d(3, c, 7), c, conditions, pad=3)
         self.down = nn.ModuleList(
             [
@@ -195,11 +215,11 @@ class ResnetGenerator(nn.Module):
                 _ConvNormReLU(_upsampling_conv(2 * c, c, upsample), c, conditions),
             ]
         )
-        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, 4 if attention else 3, 7))
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, outputs, 7))
         init_weights(self)
 
     def raw(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """The last convolution's output before tanh / sigmoid: 3 channels, or 3 + 1 with attention."""
+        """The last convolution's output: 3 channels; with attention the layer's channels + 1 (the map)."""
         h = self.stem(x, condition)
         for layer in [*self.down, *self.blocks, *self.up]:
             h = layer(h, condition)
@@ -215,8 +235,17 @@ class ResnetGenerator(nn.Module):
         out = self.raw(x, condition)
         if not self.attention:
             return torch.tanh(out), None
-        mask = torch.sigmoid(out[:, 3:])
-        return mask * torch.tanh(out[:, :3]) + (1 - mask) * x, mask
+        mask = torch.sigmoid(out[:, -1:])
+        return mask * self._layer(out[:, :-1]) + (1 - mask) * x, mask
+
+    def _layer(self, out: torch.Tensor) -> torch.Tensor:
+        """The painted layer in [-1, 1] from the head's non-map channels."""
+        if self.palette is None:
+            return torch.tanh(out)
+        weights = torch.softmax(out[:, :-1], dim=1)
+        colour = torch.einsum("bkhw,kc->bchw", weights, self.palette.to(weights.dtype))
+        brightness = 2 * torch.sigmoid(out[:, -1:])
+        return (colour * brightness).clamp(0, 1) * 2 - 1
 
     def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Encoder features for PatchNCE: after the stem, both downsamplings and the middle residual block."""
@@ -235,7 +264,7 @@ class ResnetGenerator(nn.Module):
         """`(B, 1, H, W)` in [0, 1]: where an attention generator paints (for figures and tests)."""
         if not self.attention:
             raise ValueError("this generator has no attention map")
-        return torch.sigmoid(self.raw(x, condition)[:, 3:])
+        return torch.sigmoid(self.raw(x, condition)[:, -1:])
 
 
 def _discriminator_layers(channels: int, strides: tuple[int, ...]) -> nn.Sequential:
@@ -309,6 +338,13 @@ def make_discriminator(kind: str, channels: int, norm: str = "none") -> nn.Modul
     return Discriminator(kind, channels, norm)
 
 
+def rust_palette_tensor() -> torch.Tensor:
+    """(PALETTE_COLOURS, 3) the shipped rust's colours in [0, 1] (saved with the weights as a buffer)."""
+    from corrode.synth.textures import rust_palette
+
+    return torch.tensor(rust_palette(PALETTE_COLOURS), dtype=torch.float32)
+
+
 class GeneratorSet(nn.Module):
     """Every translation of the model: six separate generators, or one shared conditional one."""
 
@@ -326,12 +362,14 @@ class GeneratorSet(nn.Module):
                 upsample=config.upsample,
             )
         else:
+            palette = rust_palette_tensor() if config.rust_layer == "palette" else None
             for source, target in config.mappings():
                 self.translators[mapping_key(source, target)] = ResnetGenerator(
                     config.base_channels,
                     config.residual_blocks,
                     attention=config.attention,
                     upsample=config.upsample,
+                    palette=palette if source == config.clean else None,
                 )
 
     def translate(self, images: torch.Tensor, source: str, target: str) -> torch.Tensor:

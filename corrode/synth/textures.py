@@ -99,6 +99,19 @@ def load_textures(folder: Path = TEXTURE_DIR) -> tuple[Texture, ...]:
     return tuple(textures)
 
 
+@functools.cache
+def rust_palette(colours: int = 8, folder: Path = TEXTURE_DIR) -> tuple[tuple[float, float, float], ...]:
+    """`colours` RGB colours in [0, 1], darkest first, that span the shipped rust: every texture's
+    pixels (lighting flattened) sorted by luminance and split into equal-count bins, each bin's mean.
+    A generator that mixes only these (`CycleGanConfig.rust_layer="palette"`) cannot paint off-colour."""
+    if colours < 1:
+        raise ValueError(f"colours must be >= 1, got {colours}")
+    pixels = np.concatenate([texture.levels[0].reshape(-1, 3) for texture in load_textures(folder)])
+    order = np.argsort(pixels @ np.array([0.299, 0.587, 0.114], np.float32), kind="stable")
+    bins = np.array_split(pixels[order], colours)
+    return tuple(tuple(float(v) / 255.0 for v in chunk.mean(axis=0)) for chunk in bins)
+
+
 def sample_texture(
     texture: Texture,
     shape: tuple[int, int],
