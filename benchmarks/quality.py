@@ -65,6 +65,12 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_ema995": ("recommended", {"ema": 0.995}, 0.0),
     "recommended_palette": ("recommended", {"rust_layer": "palette"}, 0.0),
     "recommended_palette_level": ("recommended", {"rust_layer": "palette", "level_weight": 1.0}, 0.0),
+    "recommended_palette_binary": ("recommended", {"rust_layer": "palette", "attention_binary": 1.0}, 0.0),
+    "recommended_palette_level_binary": (
+        "recommended",
+        {"rust_layer": "palette", "level_weight": 1.0, "attention_binary": 1.0},
+        0.0,
+    ),
 }
 
 

@@ -60,7 +60,9 @@ class TrainGanConfig:
     Masks are applied when loading, so an image and its mask always share the crop box.
     `attention_tv` / `attention_sparsity` (attention generators): weights of the total variation and
     of the mean of the rust painters' attention maps, so rust comes in patches and the paint elsewhere
-    is left alone. `discriminator_norm`: none or spectral. `r1_weight`: gamma of an R1 penalty on
+    is left alone. `attention_binary`: weight of the mean of m * (1 - m) over the car, which is 0
+    where a map is 0 or 1 and largest at 0.5: rust painted opaque or not at all, not a translucent haze.
+    `discriminator_norm`: none or spectral. `r1_weight`: gamma of an R1 penalty on
     the discriminators' real inputs (gamma / 2 * |grad|^2). `nce_weight`: weight of a PatchNCE
     loss between each clean car and its translation in the rust painter's own encoder features
     (Park et al., 2020), 64 car patches per layer; with `cycle_weight` 0 it is CUT's one-sided objective.
@@ -110,6 +112,7 @@ class TrainGanConfig:
     tensorboard: bool = False
     attention_tv: float = 0.0
     attention_sparsity: float = 0.0
+    attention_binary: float = 0.0
     discriminator_norm: str = "none"
     r1_weight: float = 0.0
     nce_weight: float = 0.0
@@ -170,14 +173,21 @@ class TrainGanConfig:
         )
         require(
             min(
-                self.attention_tv, self.attention_sparsity, self.r1_weight, self.nce_weight, self.level_weight
+                self.attention_tv,
+                self.attention_sparsity,
+                self.attention_binary,
+                self.r1_weight,
+                self.nce_weight,
+                self.level_weight,
             )
             >= 0,
-            "attention_tv, attention_sparsity, r1_weight, nce_weight and level_weight must be >= 0",
+            "attention_tv, attention_sparsity, attention_binary, r1_weight, nce_weight and level_weight "
+            "must be >= 0",
         )
         require(
-            self.attention or (self.attention_tv == 0 and self.attention_sparsity == 0),
-            "attention_tv and attention_sparsity need attention generators (attention on)",
+            self.attention
+            or (self.attention_tv == 0 and self.attention_sparsity == 0 and self.attention_binary == 0),
+            "attention_tv, attention_sparsity and attention_binary need attention generators (attention on)",
         )
         require(self.rust_layer in RUST_LAYERS, f"rust_layer must be one of {', '.join(RUST_LAYERS)}")
         require(
@@ -541,13 +551,16 @@ class GanTrainer:
                 losses[f"identity_{mapping_key(level, clean)}"] = same_clean
                 weighted = same_clean if c.identity_mappings == "to-clean" else same + same_clean
                 total_g = total_g + c.identity_weight * lam * weighted
-            if c.attention_tv > 0 or c.attention_sparsity > 0:
-                attention = out[f"attention_{level}"]
+            if c.attention_tv > 0 or c.attention_sparsity > 0 or c.attention_binary > 0:
+                attention = out[f"attention_{level}"].float()
                 car = (a.amax(1, keepdim=True) > -0.95).to(attention.dtype)
+                pixels = car.sum().clamp(min=1)
                 losses[f"attention_tv_{level}"] = total_variation(attention)
-                losses[f"attention_mean_{level}"] = (attention.float() * car).sum() / car.sum().clamp(min=1)
+                losses[f"attention_mean_{level}"] = (attention * car).sum() / pixels
+                losses[f"attention_binary_{level}"] = (attention * (1 - attention) * car).sum() / pixels
                 total_g = total_g + c.attention_tv * losses[f"attention_tv_{level}"]
                 total_g = total_g + c.attention_sparsity * losses[f"attention_mean_{level}"]
+                total_g = total_g + c.attention_binary * losses[f"attention_binary_{level}"]
             if c.nce_weight > 0:
                 car = a.amax(1, keepdim=True) > -0.95
                 layers = [key for key in out if key.startswith(f"nce_out_{level}_")]

@@ -114,7 +114,8 @@ def test_palette_set_paints_rust_one_way_and_loads_by_its_config() -> None:
     assert torch.equal(generators.translators["none_to_mild"].palette, colours)
     again = GeneratorSet(config)
     again.load_state_dict(generators.state_dict())  # the palette travels with the weights
-    for bad in ({"rust_layer": "palette"}, {"rust_layer": "palette", "attention": True, "generator": "shared"}):
+    shared = {"rust_layer": "palette", "attention": True, "generator": "shared"}
+    for bad in ({"rust_layer": "palette"}, shared):
         with pytest.raises(ConfigError, match="palette"):
             CycleGanConfig(**TINY, **bad)
     with pytest.raises(ConfigError, match="rust_layer"):

@@ -630,6 +630,7 @@ def test_study_options_are_validated(tmp_path: Path) -> None:
     assert config.discriminator_norm == "none" and config.model_config().discriminator_norm == "none"
     for bad in (
         {"attention_tv": 1.0},  # no attention map to regularise
+        {"attention_binary": 1.0},
         {"attention": True, "attention_sparsity": -1.0},
         {"r1_weight": -0.1},
         {"discriminator_norm": "layer"},
@@ -647,7 +648,7 @@ def test_attention_regularisers_add_their_weighted_terms(data: Path, tmp_path: P
     totals = {}
     for name, changes in {
         "plain": {},
-        "regularised": {"attention_tv": 2.0, "attention_sparsity": 3.0},
+        "regularised": {"attention_tv": 2.0, "attention_sparsity": 3.0, "attention_binary": 5.0},
     }.items():
         torch.manual_seed(0)
         config = tiny(data, tmp_path / name, attention=True, **changes)
@@ -655,9 +656,13 @@ def test_attention_regularisers_add_their_weighted_terms(data: Path, tmp_path: P
     plain, regularised = totals["plain"], totals["regularised"]
     rusty = ("mild", "moderate", "severe")
     added = sum(
-        2.0 * regularised[f"attention_tv_{level}"] + 3.0 * regularised[f"attention_mean_{level}"]
+        2.0 * regularised[f"attention_tv_{level}"]
+        + 3.0 * regularised[f"attention_mean_{level}"]
+        + 5.0 * regularised[f"attention_binary_{level}"]
         for level in rusty
     )
+    # m (1 - m) is at most 1/4, and a fresh map (~0.5 everywhere) is close to it
+    assert all(0.2 < regularised[f"attention_binary_{level}"] <= 0.25 for level in rusty)
     assert added > 0
     assert regularised["gen_total"] - plain["gen_total"] == pytest.approx(added, rel=1e-4)
     assert all(0 <= regularised[f"attention_mean_{level}"] <= 1 for level in rusty)

@@ -135,6 +135,10 @@ register(
             "attention_sparsity": Option(
                 ("--attention-sparsity",), "Weight of the attention maps' mean (paint less); 0 = off."
             ),
+            "attention_binary": Option(
+                ("--attention-binary",),
+                "Weight of the maps' m(1-m) over the car (rust opaque or absent, no haze); 0 = off.",
+            ),
             "nce_weight": Option(
                 ("--nce",),
                 "PatchNCE weight on the rust painters' encoder features (Park et al. 2020); 0 = off.",
