@@ -150,6 +150,7 @@ def test_real_ctrl_c_on_the_process_group(tmp_path) -> None:
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "corrode", "synth", str(out), "--none", "400", "--mild", "0"]
     command += ["--moderate", "0", "--severe", "0", "--carvana-cars", "0", "--size", "48", "--workers", "2"]
+
     def default_sigint() -> None:
         # A job started in the background (`cmd &`, as CI scripts are) inherits SIGINT ignored, and
         # Python then never raises KeyboardInterrupt: give the child a terminal's default.
