@@ -50,8 +50,18 @@ SHIFT_FROM = 0.2
 STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "paper": ("paper", {}, 0.0),
     "recommended": ("recommended", {}, 0.0),
-    # The preset before this release: transposed-convolution upsampling (checkered rust).
-    "recommended_transposed": ("recommended", {"upsample": "transposed"}, 0.0),
+    # The previous preset: rust of any colour, no opacity or level term (off-colour speckle, haze).
+    "recommended_free": (
+        "recommended",
+        {"rust_layer": "free", "attention_binary": 0.0, "level_weight": 0.0},
+        0.0,
+    ),
+    # The preset before that: also transposed-convolution upsampling (checkered rust).
+    "recommended_transposed": (
+        "recommended",
+        {"upsample": "transposed", "rust_layer": "free", "attention_binary": 0.0, "level_weight": 0.0},
+        0.0,
+    ),
     "recommended_tv": ("recommended", {"attention_tv": 1.0}, 0.0),
     "recommended_sparse": ("recommended", {"attention_sparsity": 0.3}, 0.0),
     "recommended_tv_sparse": ("recommended", {"attention_tv": 1.0, "attention_sparsity": 0.3}, 0.0),
@@ -66,6 +76,8 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_palette": ("recommended", {"rust_layer": "palette"}, 0.0),
     "recommended_palette_level": ("recommended", {"rust_layer": "palette", "level_weight": 1.0}, 0.0),
     "recommended_palette_binary": ("recommended", {"rust_layer": "palette", "attention_binary": 1.0}, 0.0),
+    "recommended_level3": ("recommended", {"level_weight": 3.0}, 0.0),
+    "recommended_diffaugment": ("recommended", {"diffaugment": "color,translation"}, 0.0),
     "recommended_palette_level_binary": (
         "recommended",
         {"rust_layer": "palette", "level_weight": 1.0, "attention_binary": 1.0},

@@ -240,6 +240,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "discriminator": "patch",
         "ema": 0.999,
         "upsample": "resize",
+        "rust_layer": "palette",
+        "attention_binary": 1.0,
+        "level_weight": 1.0,
     },
 }
 

@@ -3,20 +3,16 @@
 #   bash examples/make_demo_weights.sh [WORK_DIR]
 # They are trained on synthetic cars only (corrode synth), at 64 px, on the CPU, with fixed seeds.
 # Writes corrode/assets/demo/seg.safetensors and gan.safetensors (the GAN's weights stored as fp16 to
-# stay under 5 MB; they load into the fp32 model unchanged). Takes about 15 minutes on 2 idle CPU cores.
+# stay under 5 MB; they load into the fp32 model unchanged). Takes about 25 minutes on 2 idle CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
 assets=corrode/assets/demo
 mkdir -p "$assets"
 
-# The shipped weights were trained on the flat synthetic rust (before --rust-style photo existed).
-# Retrained on the photographic rust with the same options, the GAN painted nothing at mild and
-# moderate and rainbow speckle at severe, so the shipped weights stay; --rust-style flat reproduces them.
-# Tried again with this release's recommended preset (resize upsampling) on the photographic rust, batch
-# 4, 36 epochs: rainbow speckle at every level by epoch 27, stopped; the shipped weights stay.
-corrode synth "$work/synth" --size 64 --none 96 --mild 64 --moderate 64 --severe 64 \
-  --carvana-cars 20 --carvana-views 8 --seed 0 --overwrite --rust-style flat
+# The level images are the paper's counts (300 clean, 65 / 97 / 73 rusty), photographic rust; the
+# Carvana-style studio pairs are for the segmenter only.
+corrode synth "$work/synth" --size 64 --carvana-cars 20 --carvana-views 8 --seed 0 --overwrite
 # The segmenter learns from the studio (Carvana-style) pairs and from the level images with their drawn
 # masks, so that it also knows cars on grass, gravel and asphalt (photos are rarely taken in a studio).
 pairs="$work/seg_pairs"
@@ -38,11 +34,10 @@ done
 corrode train-seg "$pairs" --out "$work/seg" --size 64 --epochs 10 --batch-size 16 --lr 3e-3 \
   --width 0.5 --decoder-channels 64,32,16,16 --encoder-weights none --seed 0 --device cpu
 corrode optimize-masks "$work/synth/levels" --out "$work/masked" --seg "$work/seg" --device cpu
-# The shipped GAN was trained with attention + identity 0.5 (the recommended preset before the
-# study in README). The current preset trained on this small set (96 clean cars, 64 px masks;
-# batch 1, 22 epochs, widths 16/4/32) painted coloured speckle at mild and moderate, so these stay.
-corrode train-gan "$work/masked" --out "$work/gan" --attention --identity 0.5 --size 64 --batch-size 4 \
-  --epochs 10 --decay-epochs 5 --base-channels 16 --residual-blocks 3 --discriminator-channels 16 \
+# The recommended preset at the 64 px study's widths (16 channels, 4 blocks, 32-channel
+# discriminators), batch 1: 8 epochs of 300 steps, the last 2 decaying the learning rate.
+corrode train-gan "$work/masked" --out "$work/gan" --preset recommended --size 64 --batch-size 1 \
+  --epochs 8 --decay-epochs 2 --base-channels 16 --residual-blocks 4 --discriminator-channels 32 \
   --checkpoint-every 0 --seed 0 --device cpu
 
 python - "$work" "$assets" <<'PY'

@@ -107,6 +107,10 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
     assert recommended.attention and recommended.identity_weight > 0
     assert recommended.identity_mappings == "to-clean" and recommended.cycle_weight < config.cycle_weight
     assert recommended.upsample == "resize"  # no transposed-convolution checkerboard in the rust
+    # rust-coloured, opaque, and read as its level by a critic (the 64 px study's choices)
+    assert recommended.rust_layer == "palette" and recommended.model_config().rust_layer == "palette"
+    assert recommended.attention_binary > 0 and recommended.level_weight > 0
+    assert config.rust_layer == "free" and config.attention_binary == 0 == config.level_weight
     with pytest.raises(UsageError):
         with_preset(config, "fastest")
     for bad in (
