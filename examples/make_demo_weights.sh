@@ -3,7 +3,7 @@
 #   bash examples/make_demo_weights.sh [WORK_DIR]
 # They are trained on synthetic cars only (corrode synth), at 64 px, on the CPU, with fixed seeds.
 # Writes corrode/assets/demo/seg.safetensors and gan.safetensors (the GAN's weights stored as fp16 to
-# stay under 5 MB; they load into the fp32 model unchanged). Takes about 25 minutes on 2 idle CPU cores.
+# stay under 5 MB; they load into the fp32 model unchanged). Takes about 20 minutes on 2 idle CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
