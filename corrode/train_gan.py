@@ -367,8 +367,10 @@ def random_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 def changed_share(translated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """Share of car pixels (not the black background) where some channel moved by more than
     `CHANGED_THRESHOLD`; `(B, 3, H, W)` images in [-1, 1]. Tracks whether a generator paints rust."""
-    car = original.amax(1) > -0.95
-    moved = (translated.float() - original.float()).abs().amax(1) > CHANGED_THRESHOLD
+    from corrode.models.pooling import car_mask
+
+    car = car_mask(original)
+    moved = (translated.float() - original.float()).abs().amax(1, keepdim=True) > CHANGED_THRESHOLD
     return (moved & car).sum() / car.sum().clamp(min=1)
 
 
@@ -493,6 +495,22 @@ class GanTrainer:
         targets = torch.tensor(indices, device=self.device).repeat_interleave(batch)
         return torch.nn.functional.cross_entropy(logits.float(), targets)
 
+    def _attention_terms(
+        self, attention: torch.Tensor, car: torch.Tensor
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """name -> (weight, value) of the attention regularisers on one painter's `(B, 1, H, W)` maps:
+        total variation, the mean over the car, and the mean of m(1 - m) over the car."""
+        from corrode.gan.losses import total_variation
+
+        c, attention = self.config, attention.float()
+        inside = car.to(attention.dtype)
+        pixels = inside.sum().clamp(min=1)
+        return {
+            "tv": (c.attention_tv, total_variation(attention)),
+            "mean": (c.attention_sparsity, (attention * inside).sum() / pixels),
+            "binary": (c.attention_binary, (attention * (1 - attention) * inside).sum() / pixels),
+        }
+
     # --- the step
     def train_step(self) -> dict[str, float]:
         import torch
@@ -503,9 +521,9 @@ class GanTrainer:
             identity_loss,
             patch_nce,
             r1_penalty,
-            total_variation,
         )
         from corrode.models.cyclegan import mapping_key
+        from corrode.models.pooling import car_mask
 
         c, clean, rusty = self.config, self.clean, self.rusty
         a = self._batch(clean)
@@ -529,6 +547,7 @@ class GanTrainer:
                 }
             )
         back_scores = judged[clean].split(len(a))
+        car = car_mask(a)
         total_g = torch.zeros((), device=self.device)
         if c.level_weight > 0:
             # The translations as the critic reads them: each painter's to its level, removers' to clean.
@@ -555,17 +574,10 @@ class GanTrainer:
                 weighted = same_clean if c.identity_mappings == "to-clean" else same + same_clean
                 total_g = total_g + c.identity_weight * lam * weighted
             if c.attention_tv > 0 or c.attention_sparsity > 0 or c.attention_binary > 0:
-                attention = out[f"attention_{level}"].float()
-                car = (a.amax(1, keepdim=True) > -0.95).to(attention.dtype)
-                pixels = car.sum().clamp(min=1)
-                losses[f"attention_tv_{level}"] = total_variation(attention)
-                losses[f"attention_mean_{level}"] = (attention * car).sum() / pixels
-                losses[f"attention_binary_{level}"] = (attention * (1 - attention) * car).sum() / pixels
-                total_g = total_g + c.attention_tv * losses[f"attention_tv_{level}"]
-                total_g = total_g + c.attention_sparsity * losses[f"attention_mean_{level}"]
-                total_g = total_g + c.attention_binary * losses[f"attention_binary_{level}"]
+                for name, (weight, term) in self._attention_terms(out[f"attention_{level}"], car).items():
+                    losses[f"attention_{name}_{level}"] = term
+                    total_g = total_g + weight * term
             if c.nce_weight > 0:
-                car = a.amax(1, keepdim=True) > -0.95
                 layers = [key for key in out if key.startswith(f"nce_out_{level}_")]
                 nce = sum(
                     patch_nce(

@@ -495,10 +495,10 @@ class LevelCritic(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from corrode.models.pooling import car_pool
+        from corrode.models.pooling import car_mask, car_pool
 
         maps = self.layers(x)
-        pooled, _ = car_pool(maps, (x.amax(1, keepdim=True) > -0.95).to(maps.dtype))
+        pooled, _ = car_pool(maps, car_mask(x).to(maps.dtype))
         return self.head(pooled)
 
 

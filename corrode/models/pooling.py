@@ -12,6 +12,11 @@ import torch
 from torch.nn import functional
 
 
+def car_mask(images: torch.Tensor) -> torch.Tensor:
+    """`(B, 1, H, W)` bool: the car in masked `(B, 3, H, W)` images in [-1, 1] (not the -1 background)."""
+    return images.amax(1, keepdim=True) > -0.95
+
+
 def car_pool(maps: torch.Tensor, car: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`(B, C, h, w)` maps and a `(B, 1, H, W)` car mask -> the `(B, C)` car average and the
     `(B, 1, h, w)` cell weights it used (0 where a cell holds no car); no car at all gives 0."""
