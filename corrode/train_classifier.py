@@ -57,6 +57,10 @@ RECALIBRATION_IMAGES = 256
 class TrainClassifierConfig:
     """Everything a classifier run depends on; saved as the run's config.json.
 
+    `ema_decay` (0: off) validates and saves an exponential moving average of the weights (decay per
+    step) in place of the last step's: at lr 1e-2 the last step's none/mild boundary swings from
+    epoch to epoch, and the average smooths it.
+
     `balance`: `sampler` draws each epoch's images with probability inversely proportional to their
     level's count (every level seen equally often), `weights` keeps the natural draw and weights the
     loss instead, `none` does neither. `encoder_weights` as in train-seg: `auto` (ImageNet weights
@@ -80,11 +84,13 @@ class TrainClassifierConfig:
     local_features: int = 64
     local_taps: tuple[int, ...] = (3, 6)
     pooling: str = "car_max"
+    stem_stride: int = 2
     epochs: int = 18
     batch_size: int = 16
     learning_rate: float = 1e-2
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    ema_decay: float = 0.0
     label_smoothing: float = 0.0
     balance: str = "sampler"
     val_fraction: float = 0.2
@@ -103,6 +109,7 @@ class TrainClassifierConfig:
         require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         require(
             0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"
         )
@@ -128,6 +135,7 @@ class TrainClassifierConfig:
             local_features=self.local_features,
             local_taps=self.local_taps,
             pooling=self.pooling,
+            stem_stride=self.stem_stride,
         )
 
 
@@ -198,6 +206,23 @@ def build_optimizer(model: torch.nn.Module, config: TrainClassifierConfig) -> to
         [{"params": decayed}, {"params": kept, "weight_decay": 0.0}],
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
+    )
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of `model`'s parameters (torch's AveragedModel), or None at decay 0.
+
+    Only the parameters are averaged: BatchNorm statistics are recomputed on the averaged weights
+    before every validation (`recalibrate_batch_norm`), as they are for the model's own.
+    """
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from corrode import checkpoint
+
+    return AveragedModel(
+        checkpoint.unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False
     )
 
 
@@ -457,6 +482,7 @@ class _ClassifierTraining:
         self.model = prepare(model, device)
         self.network = wrap(self.model, self.context, compile=config.compile)
         self.optimizer = build_optimizer(model, config)
+        self.ema = weight_average(self.model, config.ema_decay)
         self.scaler = grad_scaler(device, self.dtype)
         self.epoch, self.batch, self.best_score, self.best_epoch = 0, 0, (-1.0, 0.0), 0
         self.loss_sum = torch.zeros((), dtype=torch.float64)
@@ -483,6 +509,11 @@ class _ClassifierTraining:
             + (f" x {self.context.world_size} processes" if self.context.enabled else "")
         )
 
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights validated and saved: the moving average when there is one, else the model's."""
+        return self.model if self.ema is None else self.ema.module
+
     # --- state
     def state_dict(self) -> dict[str, Any]:
         from corrode import checkpoint
@@ -500,6 +531,7 @@ class _ClassifierTraining:
             "rng": checkpoint.rng_state(),
             "ranks": gather_to_main({"rng": checkpoint.rng_state()}, self.context),
             "model_config": to_dict(self.model_config),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -508,6 +540,8 @@ class _ClassifierTraining:
         path = self.run.dir / runs.STATE
         try:
             self.optimizer.load_state_dict(state["optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
             self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
             self.best_score = (float(state["best_f1"]), float(state["best_neg_mae"]))
             self.batch = int(state.get("batch", 0))
@@ -572,6 +606,8 @@ class _ClassifierTraining:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             self.loss_sum += float(loss.detach()) * len(chosen)
             self.batch = batch_index + 1
             run.reporter.advance("train")
@@ -588,14 +624,14 @@ class _ClassifierTraining:
         shuffled = np.random.default_rng([config.seed, self.epoch, 7]).permutation(self.train_indices)
         subset = np.sort(shuffled[:RECALIBRATION_IMAGES])
         recalibrate_batch_norm(
-            self.model, data.images[subset], device=self.device, batch_size=config.batch_size
+            self.scored, data.images[subset], device=self.device, batch_size=config.batch_size
         )
         if not self.run.is_main:
             return {}, None
         measured_on = self.val_indices or self.train_indices
         calibrate = bool(self.val_indices)
         measured, matrix = evaluate_split(
-            self.model, data, measured_on, config, self.device, self.dtype, calibrate=calibrate
+            self.scored, data, measured_on, config, self.device, self.dtype, calibrate=calibrate
         )
         if not self.val_indices:
             measured["val_loss"] = float("nan")
@@ -652,9 +688,9 @@ class _ClassifierTraining:
         state = self.state_dict()  # every rank takes part (gathers per-rank RNG)
         if not run.is_main:
             return
-        run.save_weights(run.dir / runs.WEIGHTS, self.model, kind="classifier", config=saved_config)
+        run.save_weights(run.dir / runs.WEIGHTS, self.scored, kind="classifier", config=saved_config)
         if improved:
-            run.save_weights(run.dir / runs.BEST_WEIGHTS, self.model, kind="classifier", config=saved_config)
+            run.save_weights(run.dir / runs.BEST_WEIGHTS, self.scored, kind="classifier", config=saved_config)
         where = "validation" if self.val_indices else "training images (no validation split)"
         title = f"epoch {self.epoch}, {where}"
         assert matrix is not None

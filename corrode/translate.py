@@ -51,7 +51,7 @@ class Translator:
         from corrode.device import choose_device, prepare, resolve_precision
         from corrode.errors import ConfigError
         from corrode.locate import find_model
-        from corrode.models.cyclegan import CycleGanConfig, GeneratorSet
+        from corrode.models.cyclegan import PALETTE_COLOURS, CycleGanConfig, GeneratorSet
 
         path = find_model(None if path_or_run is None else str(path_or_run), KIND)
         config, state = read_model(path, kind=KIND)
@@ -60,7 +60,8 @@ class Translator:
             image_size = int(config["image_size"])
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(path, f"gan model config in the metadata is unusable ({exc})") from exc
-        generators = GeneratorSet(model_config)
+        # The palette (if any) comes from the file: a placeholder, not the textures, to start from.
+        generators = GeneratorSet(model_config, palette=torch.zeros(PALETTE_COLOURS, 3))
         load_weights(generators, state, path)
         target = choose_device(device)
         generators = prepare(generators, target).eval()

@@ -482,3 +482,58 @@ def test_car_max_pooling_adds_the_strongest_local_response():
     assert torch.allclose(first_tap_mean, means[:, final : final + 8], atol=1e-5)
     assert (first_tap_max >= first_tap_mean - 1e-6).all()
     assert with_max(images).shape == (2, 4)
+
+
+def test_weight_average_follows_the_ema_formula():
+    from corrode.train_classifier import weight_average
+
+    assert weight_average(torch.nn.Linear(2, 1), 0.0) is None
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = weight_average(model, 0.9)
+    ema.update_parameters(model)  # the first update copies the weights
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update_parameters(model)
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    assert torch.equal(model.weight, torch.full((1, 2), 3.0))  # the model's own weights are untouched
+
+
+def test_training_saves_and_resumes_the_weight_average(tmp_path):
+    # With ema_decay the weights files hold the moving average (state.pt keeps both), not the last step.
+    from corrode import checkpoint, runs
+
+    root = make_levels(tmp_path / "data", per_level=(4, 4, 4, 4))
+    run = train_classifier(tiny_config(root, tmp_path / "run", epochs=1, ema_decay=0.5))
+    _, saved = checkpoint.read_model(run / runs.WEIGHTS, kind="classifier")
+    state = checkpoint.load_state(run / runs.STATE)
+    key = "head.weight"
+    assert torch.equal(saved[key].float(), state["ema"][f"module.{key}"].float())
+    assert not torch.equal(saved[key].float(), state["model"][key].float())
+    assert json.loads((run / "config.json").read_text())["ema_decay"] == 0.5
+    lines: list[str] = []
+    train_classifier(tiny_config(root, run, epochs=2, ema_decay=0.5), resume=run, log=lines.append)
+    assert any("resuming" in line for line in lines)
+    assert int(checkpoint.load_state(run / runs.STATE)["ema"]["n_averaged"]) > int(state["ema"]["n_averaged"])
+
+
+def test_stem_stride_one_keeps_the_stem_at_full_resolution():
+    torch.manual_seed(0)
+    strided = LevelClassifier(ClassifierConfig(width=0.25, size=64, local_features=8))
+    full = LevelClassifier(ClassifierConfig(width=0.25, size=64, local_features=8, stem_stride=1))
+    full.load_state_dict(strided.state_dict(), strict=True)  # the option adds no weights
+    images = torch.rand(2, 3, 64, 64)
+    sizes = {}
+    for name, model in (("strided", strided), ("full", full)):
+        x, shapes = images, []
+        for block in model.encoder:
+            x = block(x)
+            shapes.append(tuple(x.shape[2:]))
+        sizes[name] = shapes
+    assert sizes["strided"][0] == (32, 32) and sizes["full"][0] == (64, 64)
+    assert sizes["full"][1:] == sizes["strided"][1:]  # from block 1 on, every map keeps its size
+    assert full.eval()(images).shape == (2, 4)
+    assert ClassifierConfig().stem_stride == 2  # weights saved before the option existed
+    with pytest.raises(ConfigError):
+        ClassifierConfig(stem_stride=4)

@@ -114,6 +114,11 @@ def test_palette_set_paints_rust_one_way_and_loads_by_its_config() -> None:
     assert torch.equal(generators.translators["none_to_mild"].palette, colours)
     again = GeneratorSet(config)
     again.load_state_dict(generators.state_dict())  # the palette travels with the weights
+    # A loader starts from placeholder zeros (no texture reading) and the file's palette replaces them.
+    placeholder = GeneratorSet(config, palette=torch.zeros(8, 3))
+    assert not placeholder.translators["none_to_mild"].palette.any()
+    placeholder.load_state_dict(generators.state_dict())
+    assert torch.equal(placeholder.translators["none_to_severe"].palette, colours)
     shared = {"rust_layer": "palette", "attention": True, "generator": "shared"}
     for bad in ({"rust_layer": "palette"}, shared):
         with pytest.raises(ConfigError, match="palette"):

@@ -41,6 +41,9 @@ register(
             "batch_size": Option(("--batch-size",), "Images per step."),
             "learning_rate": Option(("--lr", "--learning-rate"), "AdamW peak learning rate."),
             "label_smoothing": Option(("--label-smoothing",), "Label smoothing of the targets."),
+            "ema_decay": Option(
+                ("--ema-decay",), "Validate and save a moving average of the weights (decay per step; 0 off)."
+            ),
             "balance": Option(
                 ("--balance",),
                 "sampler (levels drawn equally often), weights (loss weights) or none.",

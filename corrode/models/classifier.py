@@ -56,6 +56,11 @@ class ClassifierConfig:
     local map's maximum over the car (is there any rust at all: what tells mild from none, where the
     average of a few rusty cells is close to a clean car's). Weights saved before this option existed
     read as `image`.
+
+    `stem_stride` 1 runs MobileNetV2's first convolution at the input's full resolution and moves
+    its stride to block 1's depthwise convolution (the later maps, and nearly all the cost, are
+    unchanged): at 64 px a mild car's rust is a few pixels, which the strided stem sees at half
+    resolution through 16 channels.
     """
 
     width: float = 1.0
@@ -66,6 +71,7 @@ class ClassifierConfig:
     local_features: int = 0
     local_taps: tuple[int, ...] = (3, 6)
     pooling: str = "image"
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
@@ -76,6 +82,7 @@ class ClassifierConfig:
         require(
             self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
         )
+        require(self.stem_stride in (1, 2), f"stem_stride must be 1 or 2, got {self.stem_stride}")
         require(self.local_features >= 0, f"local_features must be >= 0, got {self.local_features}")
         require(
             len(set(self.local_taps)) == len(self.local_taps) and all(0 <= t <= 17 for t in self.local_taps),
@@ -93,6 +100,12 @@ class LevelClassifier(nn.Module):
         self.config = config or ClassifierConfig()
         backbone = mobilenet_v2(weights=None, width_mult=self.config.width)
         self.encoder = backbone.features
+        if self.config.stem_stride == 1:
+            # The stem convolution at the input's full resolution; block 1's depthwise one halves it
+            # instead, so every later map keeps its size (and its cost).
+            self.encoder[0][0].stride = (1, 1)
+            self.encoder[1].conv[0][0].stride = (2, 2)
+            self.encoder[1].use_res_connect = False  # (at widths where it had one) its sides now differ
         self.num_features = int(backbone.last_channel)
         self.taps = nn.ModuleDict()
         if self.config.local_features:

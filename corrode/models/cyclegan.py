@@ -348,7 +348,10 @@ def rust_palette_tensor() -> torch.Tensor:
 class GeneratorSet(nn.Module):
     """Every translation of the model: six separate generators, or one shared conditional one."""
 
-    def __init__(self, config: CycleGanConfig) -> None:
+    def __init__(self, config: CycleGanConfig, *, palette: torch.Tensor | None = None) -> None:
+        """`palette` (rust_layer palette only): the colours to start from, the shipped rust's when None.
+        A loader passes placeholder zeros, which the weights file's own palette replaces: reading
+        the textures to compute it costs about half a second."""
         super().__init__()
         self.config = config
         self.translators = nn.ModuleDict()
@@ -362,7 +365,10 @@ class GeneratorSet(nn.Module):
                 upsample=config.upsample,
             )
         else:
-            palette = rust_palette_tensor() if config.rust_layer == "palette" else None
+            if config.rust_layer != "palette":
+                palette = None
+            elif palette is None:
+                palette = rust_palette_tensor()
             for source, target in config.mappings():
                 self.translators[mapping_key(source, target)] = ResnetGenerator(
                     config.base_channels,
