@@ -29,8 +29,10 @@ class Classifier:
     def __init__(self, model: LevelClassifier, device: torch.device | str = "cpu", path: Path | None = None):
         import torch
 
+        from corrode.device import prepare
+
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = prepare(model, self.device, cpu_channels_last=True).eval()
         self.path = path
         self.names = levels.NAMES[: model.config.num_levels]
 

@@ -70,10 +70,18 @@ def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
 
-def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move to `device`, channels-last on GPUs where convolutions are faster that way."""
+def prepare(
+    module: torch.nn.Module, device: torch.device, *, cpu_channels_last: bool = False
+) -> torch.nn.Module:
+    """Move to `device`, channels-last on GPUs where convolutions are faster that way.
+
+    `cpu_channels_last` makes it channels-last on the CPU too: for MobileNetV2's depthwise
+    convolutions and BatchNorm that is faster there (measured: a 64 px classifier training step
+    168 -> 132 ms, one thread), where the GAN's generator and discriminator measured the same either
+    way. A channels-last model makes its convolutions' outputs channels-last whatever the input's.
+    """
     module = module.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or (cpu_channels_last and device.type == "cpu"):
         module = module.to(memory_format=torch.channels_last)
     return module
 

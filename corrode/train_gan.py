@@ -70,7 +70,8 @@ class TrainGanConfig:
     critic (`LevelCritic`, trained with the discriminators on the real images of every level and
     their labels) reads each translation, and each generator is trained to have its output read as
     its target level. A patch discriminator alone cannot tell a clean car from a mildly rusted one,
-    most of whose patches are clean; the critic sees the share of the whole car.
+    most of whose patches are clean; the critic sees the share of the whole car. `critic_pooling`
+    `car_max` also gives the critic each feature's maximum over the car (is there rust anywhere).
     """
 
     data: Path
@@ -117,12 +118,14 @@ class TrainGanConfig:
     r1_weight: float = 0.0
     nce_weight: float = 0.0
     level_weight: float = 0.0
+    critic_pooling: str = "car"
     rust_layer: str = "free"
 
     def __post_init__(self) -> None:
         from corrode.gan.diffaugment import parse_policy
         from corrode.gan.losses import GAN_LOSSES, SCHEDULES
         from corrode.models.cyclegan import (
+            CRITIC_POOLINGS,
             DISCRIMINATOR_NORMS,
             DISCRIMINATORS,
             GENERATORS,
@@ -190,6 +193,10 @@ class TrainGanConfig:
             "attention_tv, attention_sparsity and attention_binary need attention generators (attention on)",
         )
         require(self.rust_layer in RUST_LAYERS, f"rust_layer must be one of {', '.join(RUST_LAYERS)}")
+        require(
+            self.critic_pooling in CRITIC_POOLINGS,
+            f"critic_pooling must be one of {', '.join(CRITIC_POOLINGS)}, got {self.critic_pooling!r}",
+        )
         require(
             self.rust_layer == "free" or (self.attention and self.generator == "separate"),
             "rust_layer palette needs attention generators (attention on) and separate generators",
@@ -397,7 +404,10 @@ class GanTrainer:
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.model = prepare(
-            MultiDomainCycleGAN(self.model_config, level_critic=config.level_weight > 0), self.device
+            MultiDomainCycleGAN(
+                self.model_config, level_critic=config.level_weight > 0, critic_pooling=config.critic_pooling
+            ),
+            self.device,
         )
         self.generators = self.model.generators
         self.discriminators = self.model.discriminators

@@ -759,6 +759,43 @@ def test_level_critic_reads_the_car_share_and_trains_with_the_discriminators(
         tiny(data, tmp_path, level_weight=-1.0)
 
 
+def test_level_critic_car_max_pooling_sees_one_rusty_cell(data: Path, tmp_path: Path) -> None:
+    from corrode.models.cyclegan import LevelCritic
+
+    torch.manual_seed(0)
+    critic = LevelCritic(channels=4, pooling="car_max").eval()
+    assert critic.head.in_features == 2 * 16  # the car average and the car maximum of 16 features
+    with torch.no_grad():
+        car = torch.full((1, 3, 64, 64), -1.0)
+        car[..., 8:56, 8:56] = 0.2
+        spot = car.clone()
+        spot[..., 30:34, 30:34] = torch.tensor([0.6, -0.2, -0.7]).view(1, 3, 1, 1)  # one small patch
+        features = {}
+        for name, image in (("clean", car), ("spot", spot)):
+            maps = critic.layers(image)
+            features[name] = maps.amax((2, 3))
+        # The maximum moves by more than the average does, which the patch changes in a few cells only.
+        mean_moved = (critic.layers(spot).mean((2, 3)) - critic.layers(car).mean((2, 3))).abs().max()
+        max_moved = (features["spot"] - features["clean"]).abs().max()
+        assert max_moved > 2 * mean_moved
+        # No car: finite logits (no maximum over an empty set).
+        assert torch.isfinite(critic(torch.full((1, 3, 32, 32), -1.0))).all()
+        # The background's cells never win the maximum: a car on a bigger canvas reads the same.
+        small = torch.full((1, 3, 64, 64), -1.0)
+        large = torch.full((1, 3, 128, 128), -1.0)
+        patch = torch.rand(1, 3, 16, 16) * 2 - 1
+        small[..., 24:40, 24:40], large[..., 56:72, 56:72] = patch, patch
+        assert torch.allclose(critic(small), critic(large), atol=1e-5)
+    images, _ = load_levels(data, 32)
+    trainer = GanTrainer(
+        tiny(data, tmp_path / "max", level_weight=1.0, critic_pooling="car_max"), images, CPU
+    )
+    assert trainer.discriminators.critic.pooling == "car_max"
+    assert 0 < trainer.train_step()["level_disc"] < 10
+    with pytest.raises(ConfigError):
+        tiny(data, tmp_path, critic_pooling="max")
+
+
 def test_level_critic_resumes_exactly(data: Path, tmp_path: Path) -> None:
     options = {"level_weight": 1.0, "checkpoint_every": 3}
     whole = train_gan(tiny(data, tmp_path / "whole", **options))

@@ -343,6 +343,7 @@ def test_trainer_choices_are_the_library_constants() -> None:
     from corrode import device, train_classifier, train_gan
     from corrode.gan.losses import GAN_LOSSES, SCHEDULES
     from corrode.models.cyclegan import (
+        CRITIC_POOLINGS,
         DISCRIMINATOR_NORMS,
         DISCRIMINATORS,
         GENERATORS,
@@ -359,6 +360,7 @@ def test_trainer_choices_are_the_library_constants() -> None:
             "--generator": GENERATORS,
             "--upsample": UPSAMPLES,
             "--rust-layer": RUST_LAYERS,
+            "--critic-pooling": CRITIC_POOLINGS,
             "--discriminator": DISCRIMINATORS,
             "--discriminator-norm": DISCRIMINATOR_NORMS,
             "--gan-loss": GAN_LOSSES,

@@ -16,6 +16,7 @@ GAN_LOSSES = ("lsgan", "log")
 SCHEDULES = ("constant", "linear", "cosine")
 IDENTITY_MAPPINGS = ("both", "to-clean")
 RUST_LAYERS = ("free", "palette")
+CRITIC_POOLINGS = ("car", "car_max")
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
@@ -146,6 +147,11 @@ register(
             "level_weight": Option(
                 ("--level-weight",),
                 "Weight of a level critic's classification loss on the translations (StarGAN); 0 = off.",
+            ),
+            "critic_pooling": Option(
+                ("--critic-pooling",),
+                "car (the critic averages over the car) or car_max (also each feature's maximum there).",
+                CRITIC_POOLINGS,
             ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(

@@ -18,6 +18,7 @@ UPSAMPLES = ("transposed", "resize")
 DISCRIMINATORS = ("paper", "patch", "multiscale")
 DISCRIMINATOR_NORMS = ("none", "spectral")
 RUST_LAYERS = ("free", "palette")
+CRITIC_POOLINGS = ("car", "car_max")
 PALETTE_COLOURS = 8
 
 
@@ -482,10 +483,17 @@ class LevelCritic(nn.Module):
     background), so what it measures is the share of the car's surface that looks like rust at each
     level, whatever the car's size in the picture. Trained on real images of every level with their
     labels; the generators are trained to make their translations be read as their target level.
+
+    `pooling="car_max"` also joins each last-map channel's maximum over the car's cells: whether
+    there is rust anywhere on the car, which the average of a mildly rusted car's few rusty cells
+    barely tells from a clean car's (the level classifier measured the same: corrode.models.classifier).
     """
 
-    def __init__(self, channels: int = 32, num_levels: int = 4) -> None:
+    def __init__(self, channels: int = 32, num_levels: int = 4, pooling: str = "car") -> None:
         super().__init__()
+        if pooling not in CRITIC_POOLINGS:
+            raise ValueError(f"critic pooling must be one of {', '.join(CRITIC_POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
         c = channels
         self.layers = nn.Sequential(
             nn.Conv2d(3, c, 4, stride=2, padding=1),
@@ -497,21 +505,27 @@ class LevelCritic(nn.Module):
             nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
         )
-        self.head = nn.Linear(4 * c, num_levels)
+        self.head = nn.Linear(4 * c * (2 if pooling == "car_max" else 1), num_levels)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from corrode.models.pooling import car_mask, car_pool
 
         maps = self.layers(x)
-        pooled, _ = car_pool(maps, car_mask(x).to(maps.dtype))
+        pooled, weights = car_pool(maps, car_mask(x).to(maps.dtype))
+        if self.pooling == "car_max":
+            # LeakyReLU maps can be negative: cells off the car are left out of the maximum, not zeroed.
+            strongest = maps.masked_fill(weights <= 0, float("-inf")).amax((2, 3))
+            pooled = torch.cat([pooled, torch.where(torch.isfinite(strongest), strongest, 0.0)], dim=1)
         return self.head(pooled)
 
 
 class DiscriminatorSet(nn.Module):
     """One discriminator per level, keyed by level name, and with `level_critic` a `LevelCritic`."""
 
-    def __init__(self, config: CycleGanConfig, level_critic: bool = False) -> None:
+    def __init__(
+        self, config: CycleGanConfig, level_critic: bool = False, critic_pooling: str = "car"
+    ) -> None:
         super().__init__()
         self.judges = nn.ModuleDict(
             {
@@ -521,7 +535,11 @@ class DiscriminatorSet(nn.Module):
                 for level in config.levels
             }
         )
-        self.critic = LevelCritic(config.discriminator_channels, len(config.levels)) if level_critic else None
+        self.critic = (
+            LevelCritic(config.discriminator_channels, len(config.levels), critic_pooling)
+            if level_critic
+            else None
+        )
 
     def forward(
         self, images: dict[str, torch.Tensor], classify: torch.Tensor | None = None
@@ -542,11 +560,13 @@ CRITIC_KEY = "_level_logits"
 class MultiDomainCycleGAN(nn.Module):
     """Generators and discriminators of the paper's multi-domain CycleGAN (figure 2)."""
 
-    def __init__(self, config: CycleGanConfig, level_critic: bool = False) -> None:
+    def __init__(
+        self, config: CycleGanConfig, level_critic: bool = False, critic_pooling: str = "car"
+    ) -> None:
         super().__init__()
         self.config = config
         self.generators = GeneratorSet(config)
-        self.discriminators = DiscriminatorSet(config, level_critic)
+        self.discriminators = DiscriminatorSet(config, level_critic, critic_pooling)
 
 
 def count_parameters(module: nn.Module) -> int:
