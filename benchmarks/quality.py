@@ -80,6 +80,11 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_diffaugment": ("recommended", {"diffaugment": "color,translation"}, 0.0),
     "recommended_critic_max": ("recommended", {"critic_pooling": "car_max"}, 0.0),
     "recommended_translation": ("recommended", {"diffaugment": "translation"}, 0.0),
+    "recommended_critic_trained": (
+        "recommended",
+        {"critic_pooling": "car_max", "critic_batch": 3, "critic_lr_factor": 10.0},
+        0.0,
+    ),
     "recommended_palette_level_binary": (
         "recommended",
         {"rust_layer": "palette", "level_weight": 1.0, "attention_binary": 1.0},

@@ -72,6 +72,11 @@ class TrainGanConfig:
     its target level. A patch discriminator alone cannot tell a clean car from a mildly rusted one,
     most of whose patches are clean; the critic sees the share of the whole car. `critic_pooling`
     `car_max` also gives the critic each feature's maximum over the car (is there rust anywhere).
+    `critic_batch`: real images per level the critic learns from each step (drawn by samplers of
+    their own), beside the step's batch; 0 reads only the step's batch. Measured on its own on the
+    64 px study's data (65 mild cars), the critic read held-out real mild cars right 0.33 of the time
+    after 2,000 steps at one image per level, 0.46 at four, with a learning rate ten times the GAN's.
+    `critic_lr_factor` multiplies the learning rate for the critic's parameters.
     """
 
     data: Path
@@ -119,6 +124,8 @@ class TrainGanConfig:
     nce_weight: float = 0.0
     level_weight: float = 0.0
     critic_pooling: str = "car"
+    critic_batch: int = 0
+    critic_lr_factor: float = 1.0
     rust_layer: str = "free"
 
     def __post_init__(self) -> None:
@@ -193,6 +200,8 @@ class TrainGanConfig:
             "attention_tv, attention_sparsity and attention_binary need attention generators (attention on)",
         )
         require(self.rust_layer in RUST_LAYERS, f"rust_layer must be one of {', '.join(RUST_LAYERS)}")
+        require(self.critic_batch >= 0, f"critic_batch must be >= 0, got {self.critic_batch}")
+        require(self.critic_lr_factor > 0, f"critic_lr_factor must be > 0, got {self.critic_lr_factor}")
         require(
             self.critic_pooling in CRITIC_POOLINGS,
             f"critic_pooling must be one of {', '.join(CRITIC_POOLINGS)}, got {self.critic_pooling!r}",
@@ -427,9 +436,17 @@ class GanTrainer:
         self.optimizer_g = torch.optim.Adam(
             self.generators.parameters(), lr=config.learning_rate, betas=betas
         )
-        self.optimizer_d = torch.optim.Adam(
-            self.discriminators.parameters(), lr=config.learning_rate, betas=betas
-        )
+        critic = self.discriminators.critic
+        if critic is not None and config.critic_lr_factor != 1.0:
+            # (One group otherwise, so runs saved before the option existed resume as they were.)
+            in_critic = {id(p) for p in critic.parameters()}
+            groups: Any = [
+                {"params": [p for p in self.discriminators.parameters() if id(p) not in in_critic]},
+                {"params": list(critic.parameters()), "lr_factor": config.critic_lr_factor},
+            ]
+        else:
+            groups = self.discriminators.parameters()
+        self.optimizer_d = torch.optim.Adam(groups, lr=config.learning_rate, betas=betas)
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         if config.ema > 0:
             from torch.optim.swa_utils import AveragedModel
@@ -448,6 +465,13 @@ class GanTrainer:
         self.samplers = {
             level: DomainSampler(len(images[level]), config.batch_size, config.seed + 31 * i, rank, world)
             for i, level in enumerate(self.levels)
+        }
+        self.critic_samplers = {
+            level: DomainSampler(
+                len(images[level]), config.critic_batch, config.seed + 31 * i + 17, rank, world
+            )
+            for i, level in enumerate(self.levels)
+            if config.critic_batch and config.level_weight > 0
         }
         largest = max(len(images[level]) for level in self.levels)
         self.steps_per_epoch = math.ceil(largest / (config.batch_size * world))
@@ -471,12 +495,12 @@ class GanTrainer:
         )
 
     # --- data
-    def _batch(self, level: str) -> torch.Tensor:
+    def _batch(self, level: str, samplers: dict[str, DomainSampler] | None = None) -> torch.Tensor:
         import torch
 
         from corrode.device import to_device
 
-        indices = self.samplers[level].next()
+        indices = (self.samplers if samplers is None else samplers)[level].next()
         batch = self.images[level][indices]
         if self.config.crop_size:
             batch = random_crop(batch, self.config.crop_size)
@@ -542,7 +566,7 @@ class GanTrainer:
         lr = self.learning_rate(self.step)
         for optimizer in (self.optimizer_g, self.optimizer_d):
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_factor", 1.0)
         use_identity = c.identity_weight > 0
         losses: dict[str, torch.Tensor] = {}
 
@@ -624,13 +648,20 @@ class GanTrainer:
                 for level in rusty
             }
             inputs[clean] = self._augment(torch.cat([real[clean], *[b.to(a.dtype) for b in pooled_back]]))
-            classify = torch.cat([real[level] for level in self.levels]) if c.level_weight > 0 else None
+            classify = None
+            if c.level_weight > 0:  # the step's real images, and the critic's own draw of each level
+                extra = {level: self._batch(level, self.critic_samplers) for level in self.critic_samplers}
+                read = [
+                    torch.cat([real[level], extra[level]]) if extra else real[level] for level in self.levels
+                ]
+                classify = torch.cat(read)
             scores = self.discriminator_pass(inputs, classify)
         total_d = torch.zeros((), device=self.device)
         if classify is not None:
             from corrode.models.cyclegan import CRITIC_KEY
 
-            losses["level_disc"] = self._level_loss(scores.pop(CRITIC_KEY), list(self.levels), len(a))
+            per_level = len(a) + (c.critic_batch if self.critic_samplers else 0)
+            losses["level_disc"] = self._level_loss(scores.pop(CRITIC_KEY), list(self.levels), per_level)
             total_d = total_d + c.level_weight * losses["level_disc"]
         for level in self.levels:
             real_scores, *fakes = scores[level].split(len(a))
@@ -705,6 +736,7 @@ class GanTrainer:
             "scaler_g": self.scaler_g.state_dict(),
             "scaler_d": self.scaler_d.state_dict(),
             "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
+            "critic_samplers": {k: s.state_dict() for k, s in self.critic_samplers.items()},
             "ranks": ranks,
         }
 
@@ -722,6 +754,8 @@ class GanTrainer:
             self.scaler_d.load_state_dict(state["scaler_d"])
             for level, sampler in self.samplers.items():
                 sampler.load_state_dict(state["samplers"][level])
+            for level, sampler in self.critic_samplers.items():
+                sampler.load_state_dict(state["critic_samplers"][level])
             ranks = state["ranks"]
             mine = ranks[self.context.rank % len(ranks)]
             for level, pool in self.pools.items():

@@ -796,8 +796,32 @@ def test_level_critic_car_max_pooling_sees_one_rusty_cell(data: Path, tmp_path: 
         tiny(data, tmp_path, critic_pooling="max")
 
 
-def test_level_critic_resumes_exactly(data: Path, tmp_path: Path) -> None:
-    options = {"level_weight": 1.0, "checkpoint_every": 3}
+def test_level_critic_learns_from_its_own_batch_at_its_own_rate(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    config = tiny(data, tmp_path / "batch", level_weight=1.0, critic_batch=2, critic_lr_factor=10.0)
+    trainer = GanTrainer(config, images, CPU)
+    seen: list[int] = []
+    trainer.discriminators.critic.register_forward_hook(
+        lambda module, inputs, output: seen.append(len(inputs[0]))
+    )
+    trainer.train_step()
+    batch = config.batch_size
+    # The generators' pass reads 6 translations per car; the critic's own pass 4 levels x (batch + 2).
+    assert seen == [6 * batch, 4 * (batch + 2)]
+    plain, critic = trainer.optimizer_d.param_groups
+    assert math.isclose(critic["lr"], 10 * plain["lr"]) and plain["lr"] > 0
+    assert {id(p) for p in critic["params"]} == {id(p) for p in trainer.discriminators.critic.parameters()}
+    # Off (the default): one parameter group and no samplers of the critic's own, as before.
+    default = GanTrainer(tiny(data, tmp_path / "plain", level_weight=1.0), images, CPU)
+    assert len(default.optimizer_d.param_groups) == 1 and not default.critic_samplers
+    for bad in ({"critic_batch": -1}, {"critic_lr_factor": 0.0}):
+        with pytest.raises(ConfigError):
+            tiny(data, tmp_path, **bad)
+
+
+@pytest.mark.parametrize("extra", [{}, {"critic_batch": 2, "critic_lr_factor": 5.0}])
+def test_level_critic_resumes_exactly(data: Path, tmp_path: Path, extra: dict) -> None:
+    options = {"level_weight": 1.0, "checkpoint_every": 3, **extra}
     whole = train_gan(tiny(data, tmp_path / "whole", **options))
 
     def interrupt(step: int, total: int, losses: dict) -> None:

@@ -153,6 +153,12 @@ register(
                 "car (the critic averages over the car) or car_max (also each feature's maximum there).",
                 CRITIC_POOLINGS,
             ),
+            "critic_batch": Option(
+                ("--critic-batch",), "Extra real images per level the level critic learns from each step."
+            ),
+            "critic_lr_factor": Option(
+                ("--critic-lr-factor",), "The level critic's learning rate over the GAN's."
+            ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(
                 ("--diffaugment",), "Discriminator-side augmentation: e.g. color,translation,cutout."
