@@ -80,6 +80,7 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "recommended_diffaugment": ("recommended", {"diffaugment": "color,translation"}, 0.0),
     "recommended_critic_max": ("recommended", {"critic_pooling": "car_max"}, 0.0),
     "recommended_translation": ("recommended", {"diffaugment": "translation"}, 0.0),
+    "recommended_critic_batch": ("recommended", {"critic_pooling": "car_max", "critic_batch": 3}, 0.0),
     "recommended_critic_trained": (
         "recommended",
         {"critic_pooling": "car_max", "critic_batch": 3, "critic_lr_factor": 10.0},
