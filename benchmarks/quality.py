@@ -50,6 +50,8 @@ SHIFT_FROM = 0.2
 STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
     "paper": ("paper", {}, 0.0),
     "recommended": ("recommended", {}, 0.0),
+    # The preset before this one: the critic learns from the step's batch only, car-averaged.
+    "recommended_previous": ("recommended", {"critic_pooling": "car", "critic_batch": 0}, 0.0),
     # The previous preset: rust of any colour, no opacity or level term (off-colour speckle, haze).
     "recommended_free": (
         "recommended",

@@ -259,6 +259,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rust_layer": "palette",
         "attention_binary": 1.0,
         "level_weight": 1.0,
+        "critic_pooling": "car_max",
+        "critic_batch": 3,
     },
 }
 

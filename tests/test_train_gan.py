@@ -111,6 +111,9 @@ def test_presets_and_bad_configs(tmp_path: Path) -> None:
     assert recommended.rust_layer == "palette" and recommended.model_config().rust_layer == "palette"
     assert recommended.attention_binary > 0 and recommended.level_weight > 0
     assert config.rust_layer == "free" and config.attention_binary == 0 == config.level_weight
+    # a critic that learns from more real cars than the step's and sees rust anywhere on the car
+    assert (recommended.critic_pooling, recommended.critic_batch) == ("car_max", 3)
+    assert (config.critic_pooling, config.critic_batch) == ("car", 0)
     with pytest.raises(UsageError):
         with_preset(config, "fastest")
     for bad in (
