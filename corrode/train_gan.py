@@ -556,7 +556,6 @@ class GanTrainer:
             cycle_loss,
             identity_loss,
             patch_nce,
-            r1_penalty,
         )
         from corrode.models.cyclegan import mapping_key
         from corrode.models.pooling import car_mask
@@ -636,6 +635,29 @@ class GanTrainer:
             self.averaged.update_parameters(self.generators)
         losses["gen_total"] = total_g.detach()
 
+        self._train_discriminators(out, a, x, losses)
+
+        self.step += 1
+        from corrode.distributed import all_reduce_mean
+
+        values = {
+            name: float(all_reduce_mean(value.detach().float(), self.context))
+            for name, value in losses.items()
+        }
+        values["lambda"] = lam
+        values["lr"] = lr
+        return values
+
+    def _train_discriminators(
+        self, out: dict[str, torch.Tensor], a: torch.Tensor, x: dict[str, torch.Tensor], losses: dict
+    ) -> None:
+        """One step of the discriminators (and the level critic) on this step's real images and the
+        generators' pooled fakes; their losses go into `losses`."""
+        import torch
+
+        from corrode.gan.losses import adversarial_loss, r1_penalty
+
+        c, clean, rusty = self.config, self.clean, self.rusty
         # Discriminators: real vs pooled fakes; D_clean sees the three back-translations, each weighted
         # 1/3, so it is trained as hard as the others.
         self.discriminators.requires_grad_(True)
@@ -650,19 +672,13 @@ class GanTrainer:
                 for level in rusty
             }
             inputs[clean] = self._augment(torch.cat([real[clean], *[b.to(a.dtype) for b in pooled_back]]))
-            classify = None
-            if c.level_weight > 0:  # the step's real images, and the critic's own draw of each level
-                extra = {level: self._batch(level, self.critic_samplers) for level in self.critic_samplers}
-                read = [
-                    torch.cat([real[level], extra[level]]) if extra else real[level] for level in self.levels
-                ]
-                classify = torch.cat(read)
+            classify = self._critic_reads(real) if c.level_weight > 0 else None
             scores = self.discriminator_pass(inputs, classify)
         total_d = torch.zeros((), device=self.device)
         if classify is not None:
             from corrode.models.cyclegan import CRITIC_KEY
 
-            per_level = len(a) + (c.critic_batch if self.critic_samplers else 0)
+            per_level = len(classify) // len(self.levels)
             losses["level_disc"] = self._level_loss(scores.pop(CRITIC_KEY), list(self.levels), per_level)
             total_d = total_d + c.level_weight * losses["level_disc"]
         for level in self.levels:
@@ -680,16 +696,16 @@ class GanTrainer:
         self.scaler_d.update()
         losses["disc_total"] = total_d.detach()
 
-        self.step += 1
-        from corrode.distributed import all_reduce_mean
+    def _critic_reads(self, real: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The real images the level critic learns from this step, level by level: the step's own and,
+        with `critic_batch`, the critic's own draw of each level after them."""
+        import torch
 
-        values = {
-            name: float(all_reduce_mean(value.detach().float(), self.context))
-            for name, value in losses.items()
-        }
-        values["lambda"] = lam
-        values["lr"] = lr
-        return values
+        if not self.critic_samplers:
+            return torch.cat([real[level] for level in self.levels])
+        return torch.cat(
+            [torch.cat([real[level], self._batch(level, self.critic_samplers)]) for level in self.levels]
+        )
 
     @property
     def exported(self) -> torch.nn.Module:
