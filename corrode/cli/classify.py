@@ -55,6 +55,10 @@ register(
                 "auto (ImageNet from torchvision's cache if there, else random), imagenet, none, or a file.",
             ),
             "augment": Option(("--augment/--no-augment",), "Random mirror, shift and zoom."),
+            "mirror": Option(
+                ("--mirror/--no-mirror",),
+                "Read each car and its mirror image and average the two (validation and inference).",
+            ),
         },
         summary=_train_summary,
     )

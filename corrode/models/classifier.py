@@ -61,6 +61,13 @@ class ClassifierConfig:
     its stride to block 1's depthwise convolution (the later maps, and nearly all the cost, are
     unchanged): at 64 px a mild car's rust is a few pixels, which the strided stem sees at half
     resolution through 16 channels.
+
+    `mirror` (eval mode only) averages the logits of the image and of its left-right mirror, the
+    one change of view training's augmentation also makes (test-time augmentation): a car's rust
+    is no less rust mirrored, and two views of a few rusty pixels decide mild from none more
+    steadily than one. Training mode is one pass, so it costs training nothing; inference costs
+    twice the passes. Validation (and the fitted temperature) see what inference sees. Weights
+    saved before this option existed read as off.
     """
 
     width: float = 1.0
@@ -72,6 +79,7 @@ class ClassifierConfig:
     local_taps: tuple[int, ...] = (3, 6)
     pooling: str = "image"
     stem_stride: int = 2
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         require(0 < self.width <= 4, f"width must be in (0, 4], got {self.width}")
@@ -149,6 +157,8 @@ class LevelClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.dropout(self.features(images)))
+        if self.config.mirror and not self.training:
+            logits = (logits + self.head(self.features(images.flip(3)))) / 2
         return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
 
