@@ -36,11 +36,9 @@ corrode train-seg "$pairs" --out "$work/seg" --size 64 --epochs 10 --batch-size 
 corrode optimize-masks "$work/synth/levels" --out "$work/masked" --seg "$work/seg" --device cpu
 # The recommended preset at the 64 px study's widths (16 channels, 4 blocks, 32-channel
 # discriminators), batch 1: 8 epochs of 300 steps, the last 2 decaying the learning rate.
-# The shipped weights were trained before the preset's critic changed (max pooling, 3 more real
-# cars per level per step); the two options below keep this script reproducing them.
 corrode train-gan "$work/masked" --out "$work/gan" --preset recommended --size 64 --batch-size 1 \
   --epochs 8 --decay-epochs 2 --base-channels 16 --residual-blocks 4 --discriminator-channels 32 \
-  --critic-pooling car --critic-batch 0 --checkpoint-every 0 --seed 0 --device cpu
+  --checkpoint-every 0 --seed 0 --device cpu
 
 python - "$work" "$assets" <<'PY'
 import sys
