@@ -546,7 +546,8 @@ def test_mirror_averages_the_two_views_in_eval_mode_only():
         ClassifierConfig(width=0.25, size=64, local_features=8, temperature=2.0, mirror=True)
     )
     mirrored.load_state_dict(plain.state_dict(), strict=True)  # the option adds no weights
-    plain.eval(), mirrored.eval()
+    plain.eval()
+    mirrored.eval()
     images = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         expected = (plain(images) + plain(images.flip(3))) / 2
@@ -554,7 +555,8 @@ def test_mirror_averages_the_two_views_in_eval_mode_only():
         assert torch.allclose(got, expected, atol=1e-5)
         assert torch.allclose(mirrored(images.flip(3)), got, atol=1e-5)  # a mirrored car reads the same
         assert not torch.allclose(plain(images), plain(images.flip(3)), rtol=0, atol=1e-6)
-        mirrored.train(), plain.train()
+        mirrored.train()
+        plain.train()
         torch.manual_seed(1)
         train_mirrored = mirrored(images)
         torch.manual_seed(1)
@@ -571,8 +573,14 @@ def test_training_saves_the_mirror_option_and_the_cli_turns_it_off(tmp_path):
     assert config["mirror"] is True  # the default
     result = CliRunner().invoke(
         app,
-        ["train-classifier", str(root), "--out", str(tmp_path / "off"), "--no-mirror", "--size", "32",
-         "--width", "0.25", "--epochs", "1", "--batch-size", "4", "--device", "cpu"],
+        [
+            "train-classifier",
+            str(root),
+            "--out",
+            str(tmp_path / "off"),
+            "--no-mirror",
+            *("--size", "32", "--width", "0.25", "--epochs", "1", "--batch-size", "4", "--device", "cpu"),
+        ],
     )
     assert result.exit_code == 0, result.output
     config, _ = checkpoint.read_model(tmp_path / "off" / runs.WEIGHTS, kind="classifier")
