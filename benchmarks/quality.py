@@ -88,6 +88,12 @@ STUDY: dict[str, tuple[str, dict[str, Any], float]] = {
         {"critic_pooling": "car_max", "critic_batch": 3, "critic_lr_factor": 10.0},
         0.0,
     ),
+    # Against mild's late start: more cars per step, a faster learning rate, no identity passes (0.84x step).
+    "recommended_batch2": ("recommended", {"batch_size": 2}, 0.0),
+    "recommended_lr4": ("recommended", {"learning_rate": 4e-4}, 0.0),
+    "recommended_no_identity": ("recommended", {"identity_weight": 0.0}, 0.0),
+    # The level critic trained alone for 1,500 steps first (about 45 CPU-s, inside the budget).
+    "recommended_critic_warmup": ("recommended", {"critic_warmup": 1500}, 0.0),
     "recommended_palette_level_binary": (
         "recommended",
         {"rust_layer": "palette", "level_weight": 1.0, "attention_binary": 1.0},

@@ -822,7 +822,48 @@ def test_level_critic_learns_from_its_own_batch_at_its_own_rate(data: Path, tmp_
             tiny(data, tmp_path, **bad)
 
 
-@pytest.mark.parametrize("extra", [{}, {"critic_batch": 2, "critic_lr_factor": 5.0}])
+def test_critic_warm_up_trains_the_critic_alone_before_the_first_step(data: Path, tmp_path: Path) -> None:
+    images, _ = load_levels(data, 32)
+    # A learning rate at which 40 steps of a 4-channel critic show.
+    config = tiny(
+        data, tmp_path / "warm", level_weight=1.0, critic_batch=1, critic_warmup=40, learning_rate=5e-3
+    )
+    trainer = GanTrainer(config, images, CPU)
+    critic = trainer.discriminators.critic
+
+    def critic_loss() -> float:
+        reads = torch.cat([images[level].float() / 127.5 - 1 for level in trainer.levels])
+        with torch.no_grad():
+            logits = critic(reads)
+        counts = [len(images[level]) for level in trainer.levels]
+        targets = torch.cat([torch.full((n,), i) for i, n in enumerate(counts)])
+        return float(torch.nn.functional.cross_entropy(logits, targets))
+
+    before = critic_loss()
+    generators = {k: v.clone() for k, v in trainer.generators.state_dict().items()}
+    patch = {
+        k: v.clone() for k, v in trainer.discriminators.state_dict().items() if not k.startswith("critic")
+    }
+    trainer.warm_up_critic(40)
+    assert trainer.step == 0
+    assert critic_loss() < 0.8 * before  # it learnt to read the real cars' levels
+    assert all(torch.equal(v, trainer.generators.state_dict()[k]) for k, v in generators.items())
+    assert all(torch.equal(v, trainer.discriminators.state_dict()[k]) for k, v in patch.items())
+    # train_step warms up on the first step only: the critic reads 4 x (1 + 1) real cars per warm-up step.
+    seen: list[int] = []
+    fresh = GanTrainer(config, images, CPU)
+    fresh.discriminators.critic.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    fresh.train_step()
+    fresh.train_step()
+    assert seen.count(8) == 40 + 2 and len(seen) == 40 + 4
+    for bad in ({"critic_warmup": -1}, {"critic_warmup": 5, "level_weight": 0.0}):
+        with pytest.raises(ConfigError):
+            tiny(data, tmp_path, **bad)
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"critic_batch": 2, "critic_lr_factor": 5.0}, {"critic_batch": 1, "critic_warmup": 5}]
+)
 def test_level_critic_resumes_exactly(data: Path, tmp_path: Path, extra: dict) -> None:
     options = {"level_weight": 1.0, "checkpoint_every": 3, **extra}
     whole = train_gan(tiny(data, tmp_path / "whole", **options))

@@ -159,6 +159,9 @@ register(
             "critic_lr_factor": Option(
                 ("--critic-lr-factor",), "The level critic's learning rate over the GAN's."
             ),
+            "critic_warmup": Option(
+                ("--critic-warmup",), "Steps of the level critic alone on real images before the GAN's first."
+            ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(
                 ("--diffaugment",), "Discriminator-side augmentation: e.g. color,translation,cutout."
