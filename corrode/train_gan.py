@@ -80,7 +80,12 @@ class TrainGanConfig:
     `critic_warmup`: steps of the level critic alone on the real images (as each GAN step trains it)
     before the first GAN step of a run, so the painters are asked for their level from the start by a
     critic that already reads it, not by one that learns it with them; at 64 px a critic step costs
-    about 3 % of a GAN step, and a resumed run does not warm up again.
+    about 3 % of a GAN step, and a resumed run does not warm up again. `critic_augment`: a DiffAugment
+    policy (as `diffaugment`) applied to the real images the critic learns from, never to the
+    translations it reads for the generators: "translation" shifts each car by up to 1/8 of the
+    image, a prior that how rusty a car is does not depend on where it stands. Measured on its own
+    (the 64 px study's 65 mild cars, 2,000 critic steps), it read held-out real mild cars right
+    0.60-0.65 of the time from step 1,000 on, against 0.21-0.60 without.
     """
 
     data: Path
@@ -131,6 +136,7 @@ class TrainGanConfig:
     critic_batch: int = 0
     critic_lr_factor: float = 1.0
     critic_warmup: int = 0
+    critic_augment: str = ""
     rust_layer: str = "free"
 
     def __post_init__(self) -> None:
@@ -230,6 +236,7 @@ class TrainGanConfig:
         )
         try:
             parse_policy(self.diffaugment)
+            parse_policy(self.critic_augment)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
@@ -422,6 +429,7 @@ class GanTrainer:
         self.clean, self.rusty = self.model_config.clean, self.model_config.rusty
         self.images = images
         self.policy = parse_policy(config.diffaugment)
+        self.critic_policy = parse_policy(config.critic_augment)
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.model = prepare(
@@ -741,14 +749,18 @@ class GanTrainer:
 
     def _critic_reads(self, real: dict[str, torch.Tensor]) -> torch.Tensor:
         """The real images the level critic learns from this step, level by level: the step's own and,
-        with `critic_batch`, the critic's own draw of each level after them."""
+        with `critic_batch`, the critic's own draw of each level after them; `critic_augment` applied."""
         import torch
 
+        from corrode.gan.diffaugment import diff_augment
+
         if not self.critic_samplers:
-            return torch.cat([real[level] for level in self.levels])
-        return torch.cat(
-            [torch.cat([real[level], self._batch(level, self.critic_samplers)]) for level in self.levels]
-        )
+            reads = torch.cat([real[level] for level in self.levels])
+        else:
+            reads = torch.cat(
+                [torch.cat([real[level], self._batch(level, self.critic_samplers)]) for level in self.levels]
+            )
+        return diff_augment(reads, self.critic_policy) if self.critic_policy else reads
 
     @property
     def exported(self) -> torch.nn.Module:

@@ -861,8 +861,48 @@ def test_critic_warm_up_trains_the_critic_alone_before_the_first_step(data: Path
             tiny(data, tmp_path, **bad)
 
 
+def test_critic_augment_shifts_only_the_real_images_the_critic_learns_from(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, _ = load_levels(data, 32)
+    config = tiny(data, tmp_path / "shift", level_weight=1.0, critic_augment="translation")
+    trainer = GanTrainer(config, images, CPU)
+    seen: list[torch.Tensor] = []
+    trainer.discriminators.critic.register_forward_hook(
+        lambda m, inputs, out: seen.append(inputs[0].detach())
+    )
+    real = {level: trainer._batch(level) for level in trainer.levels}
+    torch.manual_seed(3)
+    shifted = trainer._critic_reads(real)
+    plain = torch.cat([real[level] for level in trainer.levels])
+    assert shifted.shape == plain.shape and not torch.equal(shifted, plain)
+    # A shift moves pixels, it does not recolour them: every value read is one of the image's or -1.
+    for got, original in zip(shifted, plain, strict=True):
+        values = set(original.flatten().tolist()) | {-1.0}
+        assert set(got.flatten().tolist()) <= values
+    # In a step the augmentation runs once, on the critic's 4 real images; the 6 translations the
+    # generators are judged by (the critic's first read) are not shifted.
+    import corrode.gan.diffaugment as diffaugment
+
+    calls: list[int] = []
+    original = diffaugment.diff_augment
+    monkeypatch.setattr(
+        diffaugment, "diff_augment", lambda x, policy: calls.append(len(x)) or original(x, policy)
+    )
+    trainer.train_step()
+    assert calls == [4 * config.batch_size]
+    assert [len(x) for x in seen] == [6 * config.batch_size, 4 * config.batch_size]
+    with pytest.raises(ConfigError):
+        tiny(data, tmp_path, critic_augment="rotate")
+
+
 @pytest.mark.parametrize(
-    "extra", [{}, {"critic_batch": 2, "critic_lr_factor": 5.0}, {"critic_batch": 1, "critic_warmup": 5}]
+    "extra",
+    [
+        {},
+        {"critic_batch": 2, "critic_lr_factor": 5.0},
+        {"critic_batch": 1, "critic_warmup": 5, "critic_augment": "translation"},
+    ],
 )
 def test_level_critic_resumes_exactly(data: Path, tmp_path: Path, extra: dict) -> None:
     options = {"level_weight": 1.0, "checkpoint_every": 3, **extra}

@@ -162,6 +162,9 @@ register(
             "critic_warmup": Option(
                 ("--critic-warmup",), "Steps of the level critic alone on real images before the GAN's first."
             ),
+            "critic_augment": Option(
+                ("--critic-augment",), "DiffAugment policy for the real images the level critic learns from."
+            ),
             "pool_size": Option(("--pool-size",), "Past fakes per discriminator."),
             "diffaugment": Option(
                 ("--diffaugment",), "Discriminator-side augmentation: e.g. color,translation,cutout."
